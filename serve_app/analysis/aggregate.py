@@ -1,0 +1,94 @@
+"""Merge per-chunk answers into one timeline, and prepare the summary call.
+
+Chunks overlap, so the same moment can be reported twice. Each chunk owns a
+core range (`ChunkPlan.core_start_s`..`core_end_s`, cores tile the video); an
+event is kept only by the chunk whose core holds the event's midpoint, and
+consecutive entries with the same text are merged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from serve_app.schemas import ChunkPlan, ChunkResult, TimelineEntry
+
+MAX_ENTRY_CHARS = 300
+_SPACES = re.compile(r"\s+")
+
+
+def _clean(text: str) -> str:
+    """One line of printable text (model output may carry control characters)."""
+    printable = "".join(ch if ch.isprintable() else " " for ch in text)
+    return _SPACES.sub(" ", printable).strip()[:MAX_ENTRY_CHARS]
+
+
+def _headline(result: ChunkResult) -> str:
+    """One line that says what a chunk shows, for chunks that report no events."""
+    out = result.output
+    if out is None:
+        return result.text or ""
+    for key in ("activity", "scene", "context", "summary", "description"):
+        if isinstance(out.get(key), str) and out[key].strip():
+            return out[key]
+    return json.dumps(out, ensure_ascii=False)
+
+
+def _events(output: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not output:
+        return []
+    found = output.get("events") or output.get("steps") or []
+    return [e for e in found if isinstance(e, dict) and "start_s" in e and "end_s" in e]
+
+
+def _owns(plan: ChunkPlan, t: float, last: bool) -> bool:
+    return plan.core_start_s <= t < plan.core_end_s or (last and t == plan.core_end_s)
+
+
+def build_timeline(plans: list[ChunkPlan], results: list[ChunkResult]) -> list[TimelineEntry]:
+    """Ordered, de-duplicated timeline from the successful chunks."""
+    by_index = {p.index: p for p in plans}
+    last_index = max(by_index, default=-1)
+    entries: list[TimelineEntry] = []
+    for result in sorted(results, key=lambda r: r.start_s):
+        if not result.ok:
+            continue
+        plan = by_index[result.index]
+        last = plan.index == last_index
+        kept = []
+        for event in _events(result.output):
+            # Clamp model-reported times into the chunk; a model may invent times.
+            start = min(max(float(event["start_s"]), plan.start_s), plan.end_s)
+            end = min(max(float(event["end_s"]), start), plan.end_s)
+            if _owns(plan, (start + end) / 2, last) and (text := _clean(str(event.get("description", "")))):
+                kept.append(TimelineEntry(start_s=start, end_s=end, chunk_index=plan.index, text=text))
+        if not kept and (text := _clean(_headline(result))):
+            kept.append(
+                TimelineEntry(start_s=plan.core_start_s, end_s=plan.core_end_s, chunk_index=plan.index, text=text)
+            )
+        entries.extend(kept)
+    entries.sort(key=lambda e: (e.start_s, e.end_s))
+    return _merge_repeats(entries)
+
+
+def _merge_repeats(entries: list[TimelineEntry]) -> list[TimelineEntry]:
+    merged: list[TimelineEntry] = []
+    for entry in entries:
+        prev = merged[-1] if merged else None
+        if prev is not None and prev.text.casefold() == entry.text.casefold() and entry.start_s <= prev.end_s + 1.0:
+            merged[-1] = prev.model_copy(update={"end_s": max(prev.end_s, entry.end_s)})
+        else:
+            merged.append(entry)
+    return merged
+
+
+def timeline_text(entries: list[TimelineEntry], max_chars: int) -> str:
+    """The timeline as lines for the summary prompt, evenly thinned to fit `max_chars`."""
+    lines = [f"[{e.start_s:.1f}-{e.end_s:.1f}s] {e.text}" for e in entries]
+    total = sum(len(line) + 1 for line in lines)
+    if total <= max_chars:
+        return "\n".join(lines)
+    # Keep every k-th line so the whole video stays represented.
+    step = -(-total // max_chars)
+    return "\n".join(lines[::step])[:max_chars]

@@ -1,0 +1,34 @@
+"""build_app(args): the Serve composition graph, as `serve_config.yaml` names it.
+
+    Ingress ──► Chunker (CPU, autoscaling) ──► VLM (vLLM Qwen3-VL, autoscaling)
+       └──────► Aggregator ───────────────────► VLM (summary call)
+
+Settings are read once, here, and each deployment gets its section; the
+deployment options (resources, concurrency, autoscaling) come from
+`settings.serve.<deployment>`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.serve import Application
+
+from serve_app.config import Settings, load_settings
+from serve_app.deployments.aggregator import Aggregator
+from serve_app.deployments.chunker import Chunker
+from serve_app.deployments.ingress import Ingress
+from serve_app.deployments.vlm import VLM
+
+
+def build_graph(settings: Settings) -> Application:
+    serve = settings.serve
+    vlm = VLM.options(**serve.vlm.to_options()).bind(settings.model, settings.video.token_budget)
+    chunker = Chunker.options(**serve.chunker.to_options()).bind(settings.video)
+    aggregator = Aggregator.options(**serve.aggregator.to_options()).bind(vlm)
+    return Ingress.options(**serve.ingress.to_options()).bind(chunker, vlm, aggregator, settings)
+
+
+def build_app(args: dict[str, Any]) -> Application:
+    """Entry point for `serve run serve_config.yaml` (its `args` are settings)."""
+    return build_graph(load_settings(args))

@@ -1,0 +1,174 @@
+"""The `reelserve` command: analyze, serve, demo, make-tiny-model, fix-cpu-install."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from serve_app.schemas import AnalysisMode, AnalyzeOptions, VideoAnalysis
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console(stderr=True)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_VIDEO = REPO_ROOT.parent / "shared" / "media" / "display-dual-monitors.webm"
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Serve config (default: the repo's serve_config.yaml).")]
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def print_summary(analysis: VideoAnalysis, out: Path | None) -> None:
+    """A short human-readable report on stdout."""
+    v, s = analysis.video, analysis.stats
+    print(f"video      {v.container}/{v.codec} {v.width}x{v.height} {v.duration_s:.1f}s @ {v.fps:.2f} fps"
+          f"{' +audio' if v.has_audio else ''}  sha256 {v.sha256[:12]}")
+    print(f"model      {analysis.model}   mode {analysis.request.mode}")
+    print(f"chunks     {s.chunks} ({s.chunks_failed} failed)   frames decoded/kept {s.frames_decoded}/{s.frames_kept}"
+          f"   visual tokens {s.visual_tokens}   prompt/completion tokens {s.prompt_tokens}/{s.completion_tokens}")
+    print(f"timings    wall {s.wall_s:.1f}s  probe {s.probe_s:.2f}s  decode {s.decode_s:.2f}s  infer {s.infer_s:.2f}s"
+          f"  summary {s.summary_s:.2f}s")
+    for entry in analysis.timeline[:8]:
+        print(f"  [{entry.start_s:6.1f}-{entry.end_s:6.1f}s] {entry.text[:90]}")
+    if len(analysis.timeline) > 8:
+        print(f"  ... {len(analysis.timeline) - 8} more timeline entries")
+    if analysis.summary:
+        print(f"summary    {analysis.summary.title[:80]!r}: {analysis.summary.summary[:160]!r}")
+    if out:
+        print(f"full JSON  {out.resolve()}")
+
+
+def _run_analysis(source: str, options: AnalyzeOptions, server: str | None, config: Path | None) -> VideoAnalysis:
+    from serve_app import client
+
+    if server:
+        with console.status(f"analyzing {source} on {server} ..."):
+            return client.analyze(server, source, options)
+
+    from serve_app.local_stack import ServeConfig, local_stack
+
+    cfg = ServeConfig.load(config)
+    settings = cfg.settings()
+    started = time.perf_counter()
+    with console.status("starting local Ray + Serve app (loading the model) ...") as status:
+        with local_stack(settings, port=settings.serve.port, app_name=cfg.app_name) as base_url:
+            console.log(f"local stack up in {time.perf_counter() - started:.1f}s at {base_url}")
+            status.update(f"analyzing {source} ...")
+            analysis = client.analyze(base_url, source, options)
+            status.update("stopping local stack ...")
+    return analysis
+
+
+@app.command()
+def analyze(
+    source: Annotated[str, typer.Argument(help="Video file or http(s) URL.")],
+    server: Annotated[str | None, typer.Option(help="Base URL of a running reelserve; default: embedded stack.")] = None,
+    mode: Annotated[str, typer.Option(help="describe, screen_share, meeting, app_demo, ui or custom.")] = "describe",
+    prompt: Annotated[str | None, typer.Option(help="Instruction (custom mode) or focus hint.")] = None,
+    schema: Annotated[Path | None, typer.Option(help="JSON schema file for custom mode.")] = None,
+    fps: Annotated[float | None, typer.Option(help="Sampling rate.")] = None,
+    chunk_s: Annotated[float | None, typer.Option("--chunk-s", help="Chunk length in seconds.")] = None,
+    aggregate: Annotated[bool, typer.Option(help="Summarize the whole video.")] = True,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the full JSON here.")] = None,
+    config: ConfigOpt = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+) -> None:
+    """Analyze one video and print a summary (full JSON to -o)."""
+    from serve_app.client import ApiError
+
+    _setup_logging(verbose)
+    options = AnalyzeOptions.model_validate(
+        {
+            "mode": mode,
+            "prompt": prompt,
+            "schema": json.loads(schema.read_text()) if schema else None,
+            "fps": fps,
+            "chunk_s": chunk_s,
+            "aggregate": aggregate,
+        }
+    )
+    try:
+        analysis = _run_analysis(source, options, server, config)
+    except ApiError as exc:
+        console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(analysis.model_dump_json(indent=2))
+    print_summary(analysis, output)
+
+
+@app.command()
+def serve(config: ConfigOpt = None, verbose: Annotated[bool, typer.Option("-v", "--verbose")] = True) -> None:
+    """Run the Serve app in the foreground on a local Ray cluster (Ctrl-C stops it)."""
+    from serve_app.local_stack import ServeConfig, local_stack
+
+    _setup_logging(verbose)
+    cfg = ServeConfig.load(config)
+    settings = cfg.settings()
+    with local_stack(settings, app_name=cfg.app_name) as url:
+        console.log(f"reelserve is serving at {url} (docs at {url}/docs); Ctrl-C to stop")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            console.log("stopping")
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("-o", "--output")] = REPO_ROOT / "out" / "demo.json",
+    mode: Annotated[str, typer.Option()] = "screen_share",
+    config: ConfigOpt = None,
+) -> None:
+    """Analyze the sample screen recording on the embedded local stack (CPU profile)."""
+    video = DEMO_VIDEO
+    if not video.is_file():
+        from serve_app.video.synthetic import write_sample_video
+
+        video = Path(tempfile.mkdtemp(prefix="reelserve-demo-")) / "sample-screen-share.mp4"
+        console.log(f"{DEMO_VIDEO} not found; generating a sample screen share at {video}")
+        write_sample_video(video)
+    console.log("auth: none — the local demo binds 127.0.0.1 only")
+    analyze(str(video), mode=mode, output=output, config=config, server=None, prompt=None, schema=None, fps=None,
+            chunk_s=None, aggregate=True, verbose=False)
+
+
+@app.command("make-tiny-model")
+def make_tiny_model(
+    directory: Annotated[Path, typer.Argument(help="Output folder.")],
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Build the tiny RANDOM-WEIGHT Qwen3-VL model (for development and tests; outputs are meaningless)."""
+    from serve_app.tiny_model import LABEL, build_tiny_model
+
+    path = build_tiny_model(directory, seed=seed)
+    print(f"{LABEL}\n-> {path}")
+
+
+@app.command("fix-cpu-install")
+def fix_cpu_install() -> None:
+    """Apply the CPU-profile post-install fixes (idempotent)."""
+    from serve_app.cpu_profile import apply
+
+    done = apply()
+    print("; ".join(done) if done else "nothing to do")
+
+
+def main() -> Any:
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    return app()
+
+
+if __name__ == "__main__":
+    main()

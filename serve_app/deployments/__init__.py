@@ -1,0 +1,1 @@
+"""Thin Ray Serve deployments: wiring only, the logic lives in the core."""

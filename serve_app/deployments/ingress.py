@@ -1,0 +1,256 @@
+"""Ingress: the HTTP API (FastAPI). Parses requests, dispatches to the graph, shapes responses.
+
+Per chunk, the Chunker's `DeploymentResponse` is handed straight to the VLM
+call, so decoded frames travel replica to replica, never through here.
+Every error leaves as `application/problem+json` (one mapper, below).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from ray import serve
+from ray.serve.exceptions import BackPressureError
+from ray.serve.handle import DeploymentHandle
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from serve_app.analysis import check_custom_schema
+from serve_app.config import Settings
+from serve_app.errors import (
+    PROBLEM_BASE,
+    BadRequest,
+    EmptyUpload,
+    EngineUnavailable,
+    InvalidOptions,
+    PayloadTooLarge,
+    ReelserveError,
+)
+from serve_app.fetch import fetch_url
+from serve_app.schemas import AnalyzeOptions, AnalyzeUrlRequest, ChunkTask, Problem, VideoAnalysis
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+_FORM_FIELDS = ("mode", "prompt", "schema", "fps", "chunk_s", "overlap_s", "max_tokens", "aggregate")
+
+api = FastAPI(
+    title="reelserve",
+    version="0.1.0",
+    description="Timestamped, structured understanding of long videos with Qwen3-VL on vLLM and Ray Serve.",
+)
+
+
+def problem(status: int, type_: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = Problem(type=PROBLEM_BASE + type_, title=title, status=status, detail=detail, **extra)
+    headers = {"Retry-After": "5"} if status == 503 else None
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+@api.exception_handler(ReelserveError)
+async def _reelserve_error(_: Request, exc: ReelserveError) -> JSONResponse:
+    # Errors raised in another replica arrive wrapped in a RayTaskError subclass; report the cause.
+    cause = getattr(exc, "cause", None)
+    err = cause if isinstance(cause, ReelserveError) else exc
+    return problem(err.status, err.type, err.title, str(err.args[0]) if err.args else err.title)
+
+
+@api.exception_handler(RequestValidationError)
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    return _invalid_options(exc.errors())
+
+
+@api.exception_handler(StarletteHTTPException)
+async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    return problem(exc.status_code, f"http-{exc.status_code}", str(exc.detail), str(exc.detail))
+
+
+@api.exception_handler(BackPressureError)
+async def _overloaded(_: Request, exc: BackPressureError) -> JSONResponse:
+    return problem(503, "overloaded", "Service overloaded", "too many requests in flight; retry later")
+
+
+def _invalid_options(errors: list[Any]) -> JSONResponse:
+    safe = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in errors]
+    detail = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in safe)
+    return problem(422, InvalidOptions.type, InvalidOptions.title, detail, errors=safe)
+
+
+_PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": text}
+    for code, text in {
+        400: "Bad request (empty upload, unreachable URL)",
+        413: "Video too large",
+        415: "Unsupported codec",
+        422: "Invalid video or options",
+        503: "Engine unavailable or overloaded",
+    }.items()
+}
+
+_ANALYZE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        **{name: {"type": "string"} for name in _FORM_FIELDS},
+                    },
+                }
+            },
+            "application/json": {"schema": AnalyzeUrlRequest.model_json_schema(by_alias=True)},
+        },
+    }
+}
+
+
+@serve.deployment(name="Ingress")
+@serve.ingress(api)
+class Ingress:
+    def __init__(
+        self, chunker: DeploymentHandle, vlm: DeploymentHandle, aggregator: DeploymentHandle, settings: Settings
+    ) -> None:
+        self.chunker = chunker
+        self.vlm = vlm
+        self.aggregator = aggregator
+        self.settings = settings
+        self.media_dir = settings.serve.store_dir / "media"
+        self.media_dir.mkdir(parents=True, exist_ok=True)
+
+    @api.get("/healthz", summary="Liveness: the HTTP ingress answers")
+    async def healthz(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/readyz", summary="Readiness: the model engine is loaded and healthy", responses=_PROBLEM_RESPONSES)
+    async def readyz(self) -> dict[str, str]:
+        try:
+            async with asyncio.timeout(self.settings.serve.ready_timeout_s):
+                await self.vlm.check_health.remote()
+                model = await self.vlm.model_id.remote()
+        except TimeoutError:
+            raise EngineUnavailable("engine did not answer the health check in time") from None
+        return {"status": "ready", "model": model}
+
+    @api.post(
+        "/v1/analyze",
+        summary="Analyze a video (multipart upload in field `file`, or JSON with `video_url`)",
+        response_model=VideoAnalysis,
+        responses=_PROBLEM_RESPONSES,
+        openapi_extra=_ANALYZE_BODY,
+    )
+    async def analyze(self, request: Request) -> VideoAnalysis:
+        started = time.perf_counter()
+        path = self.media_dir / uuid.uuid4().hex
+        try:
+            options = await self._receive(request, path)
+            fetch_s = time.perf_counter() - started
+            return await self._run(path, options, fetch_s, started)
+        finally:
+            path.unlink(missing_ok=True)
+
+    # -- request parsing ---------------------------------------------------
+    async def _receive(self, request: Request, dest: Path) -> AnalyzeOptions:
+        """Store the video at `dest` and return the validated options."""
+        limit = self.settings.video.max_upload_bytes
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("application/json"):
+            try:
+                body = AnalyzeUrlRequest.model_validate_json(await request.body())
+            except ValidationError as exc:
+                raise _OptionsError(exc.errors()) from None
+            await fetch_url(body.video_url, dest, max_bytes=limit, timeout_s=self.settings.serve.url_timeout_s)
+            options = AnalyzeOptions.model_validate(body.model_dump(exclude={"video_url"}, by_alias=True))
+        elif content_type.startswith("multipart/form-data"):
+            declared = int(request.headers.get("content-length") or 0)
+            if declared > limit + 64 * 1024:  # refuse before reading; the form overhead is small
+                raise PayloadTooLarge(f"upload is {declared} bytes; the limit is {limit}")
+            form = await request.form(max_files=1, max_fields=len(_FORM_FIELDS))
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise BadRequest("multipart upload needs the video in the form field 'file'")
+            options = _options_from_form({k: v for k, v in form.items() if k != "file"})
+            size = await _copy_limited(upload, dest, limit)
+            if size == 0:
+                raise EmptyUpload("the uploaded file is empty")
+        else:
+            raise BadRequest("send multipart/form-data with a 'file' field, or application/json with 'video_url'")
+        if options.json_schema is not None:
+            check_custom_schema(options.json_schema)
+            await self.vlm.check_schema.remote(options.json_schema)
+        return options
+
+    # -- the graph -----------------------------------------------------------
+    async def _run(self, path: Path, options: AnalyzeOptions, fetch_s: float, started: float) -> VideoAnalysis:
+        probe_started = time.perf_counter()
+        info, plans = await self.chunker.plan.remote(str(path), options)
+        probe_s = time.perf_counter() - probe_started
+        video_id = info.sha256[:16]
+        task = ChunkTask(
+            video_id=video_id,
+            mode=options.mode,
+            prompt=options.prompt,
+            json_schema=options.json_schema,
+            max_tokens=options.max_tokens or self.settings.model.max_tokens,
+        )
+        logger.info("video %s: %.1fs, %d chunks, mode %s", video_id, info.duration_s, len(plans), options.mode)
+        # Frames go Chunker -> VLM directly: the DeploymentResponse is resolved in the VLM replica.
+        results = await asyncio.gather(
+            *(self.vlm.analyze_chunk.remote(self.chunker.decode.remote(str(path), plan), task) for plan in plans)
+        )
+        timings = {"fetch_s": fetch_s, "probe_s": probe_s}
+        analysis: VideoAnalysis = await self.aggregator.aggregate.remote(
+            video_id, info, options, plans, list(results), timings
+        )
+        analysis.stats.wall_s = time.perf_counter() - started
+        return analysis
+
+
+class _OptionsError(Exception):
+    def __init__(self, errors: list[Any]) -> None:
+        super().__init__("invalid options")
+        self.errors = errors
+
+
+@api.exception_handler(_OptionsError)
+async def _options_error(_: Request, exc: _OptionsError) -> JSONResponse:
+    return _invalid_options(exc.errors)
+
+
+def _options_from_form(fields: dict[str, Any]) -> AnalyzeOptions:
+    unknown = sorted(set(fields) - set(_FORM_FIELDS))
+    if unknown:
+        raise _OptionsError([{"loc": [name], "msg": "unknown form field"} for name in unknown])
+    data: dict[str, Any] = {k: v for k, v in fields.items() if isinstance(v, str) and v != ""}
+    if "schema" in data:
+        try:
+            data["schema"] = json.loads(data["schema"])
+        except json.JSONDecodeError as exc:
+            raise _OptionsError([{"loc": ["schema"], "msg": f"not JSON: {exc.msg}"}]) from None
+    try:
+        return AnalyzeOptions.model_validate(data)
+    except ValidationError as exc:
+        raise _OptionsError(exc.errors()) from None
+
+
+async def _copy_limited(upload: UploadFile, dest: Path, limit: int) -> int:
+    size = 0
+    with dest.open("wb") as out:
+        while block := await upload.read(1 << 20):
+            size += len(block)
+            if size > limit:
+                raise PayloadTooLarge(f"upload is larger than the limit of {limit} bytes")
+            out.write(block)
+    return size

@@ -1,0 +1,80 @@
+"""reelserve's error tree; each class owns its HTTP status and problem type.
+
+    ReelserveError                    500  internal
+    ├── BadRequest                    400  bad-request
+    │   ├── EmptyUpload               400  empty-upload
+    │   └── UrlFetchFailed            400  url-fetch-failed
+    ├── PayloadTooLarge               413  payload-too-large
+    ├── InvalidVideo                  422  invalid-video      (unreadable, corrupt, truncated)
+    │   ├── NoVideoStream             422  no-video-stream    (e.g. audio-only)
+    │   ├── ZeroDuration              422  zero-duration
+    │   └── VideoTooLong              422  video-too-long
+    ├── UnsupportedCodec              415  unsupported-codec
+    ├── InvalidOptions                422  invalid-options
+    └── EngineUnavailable             503  engine-unavailable
+
+PyAV, httpx and vLLM errors are translated into these at the boundary
+(`video.probe`, `fetch`, `engine`); the ingress maps them to problem bodies in
+one place. The classes are plain (message-only) so they pickle across Ray.
+"""
+
+from __future__ import annotations
+
+PROBLEM_BASE = "https://reelserve.dev/problems/"
+
+
+class ReelserveError(Exception):
+    status: int = 500
+    type: str = "internal"
+    title: str = "Internal error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def __reduce__(self):  # keep the subclass and detail when pickled by Ray
+        return (type(self), (self.detail,))
+
+
+class BadRequest(ReelserveError):
+    status, type, title = 400, "bad-request", "Bad request"
+
+
+class EmptyUpload(BadRequest):
+    type, title = "empty-upload", "Empty upload"
+
+
+class UrlFetchFailed(BadRequest):
+    type, title = "url-fetch-failed", "Could not fetch the video URL"
+
+
+class PayloadTooLarge(ReelserveError):
+    status, type, title = 413, "payload-too-large", "Video too large"
+
+
+class InvalidVideo(ReelserveError):
+    status, type, title = 422, "invalid-video", "Not a readable video"
+
+
+class NoVideoStream(InvalidVideo):
+    type, title = "no-video-stream", "No video stream"
+
+
+class ZeroDuration(InvalidVideo):
+    type, title = "zero-duration", "Video has no duration"
+
+
+class VideoTooLong(InvalidVideo):
+    type, title = "video-too-long", "Video too long"
+
+
+class UnsupportedCodec(ReelserveError):
+    status, type, title = 415, "unsupported-codec", "Unsupported video codec"
+
+
+class InvalidOptions(ReelserveError):
+    status, type, title = 422, "invalid-options", "Invalid analysis options"
+
+
+class EngineUnavailable(ReelserveError):
+    status, type, title = 503, "engine-unavailable", "Model engine unavailable"

@@ -1,0 +1,88 @@
+"""The embedded local stack: a local Ray cluster + the Serve app from serve_config.yaml.
+
+Used by `reelserve analyze` without `--server`, `reelserve serve`, the demo and
+the integration tests, so all of them run the same graph as production.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from serve_app.config import Settings, load_settings
+
+logger = logging.getLogger(__name__)
+
+# Serve's proxy, controller and replicas hold ~1.75 logical CPUs; Ray Data
+# tasks need room too. 4 logical CPUs on a 2-core box avoids the deadlock in
+# the Ray notes (ray-project/ray#44687). Work is bounded by real cores anyway.
+LOCAL_NUM_CPUS = 4
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "serve_config.yaml"
+
+
+@dataclass
+class ServeConfig:
+    """The parts of serve_config.yaml the local stack needs."""
+
+    args: dict[str, Any] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    app_name: str = "reelserve"
+    route_prefix: str = "/"
+
+    @classmethod
+    def load(cls, path: Path | None) -> ServeConfig:
+        path = path or DEFAULT_CONFIG
+        if not path.is_file():
+            logger.info("no %s; using built-in defaults", path)
+            return cls()
+        doc = yaml.safe_load(path.read_text()) or {}
+        app = (doc.get("applications") or [{}])[0]
+        http = doc.get("http_options") or {}
+        return cls(
+            args=app.get("args") or {},
+            host=http.get("host", "127.0.0.1"),
+            port=int(http.get("port", 8000)),
+            app_name=app.get("name", "reelserve"),
+            route_prefix=app.get("route_prefix", "/"),
+        )
+
+    def settings(self, overrides: dict[str, Any] | None = None) -> Settings:
+        return load_settings(_deep_merge(self.args, overrides or {}))
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+@contextmanager
+def local_stack(settings: Settings, *, port: int | None = None, app_name: str = "reelserve") -> Iterator[str]:
+    """Start Ray + the Serve app on 127.0.0.1, yield its base URL, then stop both."""
+    import ray
+    from ray import serve
+
+    from serve_app.app import build_graph
+
+    port = settings.serve.port if port is None else port
+    # Replicas must find the same temp dir as this process (Ray notes: TMPDIR).
+    os.environ.setdefault("VLLM_CACHE_ROOT", str(settings.serve.store_dir.parent / "vllm-cache"))
+    ray.init(address="local", num_cpus=LOCAL_NUM_CPUS, include_dashboard=False, log_to_driver=False)
+    try:
+        serve.start(http_options={"host": settings.serve.host, "port": port})
+        serve.run(build_graph(settings), name=app_name, route_prefix="/")
+        yield f"http://{settings.serve.host}:{port}"
+    finally:
+        try:
+            serve.shutdown()
+        finally:
+            ray.shutdown()

@@ -1,0 +1,256 @@
+"""The API contract and the records that cross process boundaries.
+
+Imports nothing but pydantic (and the standard library): these models are
+shared by the HTTP ingress, the Serve deployments, the bulk jobs and the
+tests. Bulky in-process values (decoded frames) stay in the core as plain
+dataclasses (`serve_app.video.decode.SampledChunk`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+AnalysisMode = Literal["describe", "screen_share", "meeting", "app_demo", "ui", "custom"]
+
+#: Modes whose answer is JSON forced by a schema (all but free-text `describe`).
+STRUCTURED_MODES: frozenset[str] = frozenset({"screen_share", "meeting", "app_demo", "ui", "custom"})
+
+
+class VideoInfo(BaseModel):
+    """What probing a video found (PyAV), after validation."""
+
+    container: str = Field(description="Container format name as reported by FFmpeg, e.g. 'matroska,webm'.")
+    codec: str = Field(description="Video codec name, e.g. 'h264', 'vp8'.")
+    duration_s: float = Field(gt=0, description="Duration of the video stream in seconds.")
+    fps: float = Field(gt=0, description="Average frame rate of the video stream.")
+    width: int = Field(gt=0, description="Displayed width in pixels (after rotation).")
+    height: int = Field(gt=0, description="Displayed height in pixels (after rotation).")
+    rotation: int = Field(default=0, description="Clockwise rotation applied for display, degrees.")
+    frame_count: int | None = Field(default=None, description="Frames in the stream when the container says so.")
+    has_audio: bool = Field(description="True when the container has at least one audio stream.")
+    stream_count: int = Field(ge=1, description="Number of streams of any kind in the container.")
+    size_bytes: int = Field(ge=0, description="Size of the file in bytes.")
+    sha256: str = Field(description="SHA-256 of the file's bytes.")
+
+
+class ChunkPlan(BaseModel):
+    """One chunk of a video to decode, sample and send to the model.
+
+    `start_s`/`end_s` include the overlap with the neighbours; `core_start_s`
+    /`core_end_s` is the part this chunk owns alone (neighbouring cores touch),
+    used to de-duplicate the timeline.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int = Field(ge=0)
+    start_s: float = Field(ge=0)
+    end_s: float = Field(gt=0)
+    core_start_s: float = Field(ge=0)
+    core_end_s: float = Field(gt=0)
+    fps: float = Field(gt=0, description="Target sampling rate within the chunk.")
+    width: int = Field(gt=0, multiple_of=32, description="Frame width sent to the model.")
+    height: int = Field(gt=0, multiple_of=32, description="Frame height sent to the model.")
+    max_frames: int = Field(ge=2, le=768, description="Frames sampled from the chunk (even).")
+    token_budget: int = Field(gt=0, description="Visual-token budget of the chunk.")
+    visual_tokens: int = Field(gt=0, description="Visual tokens the planned frames cost (<= token_budget).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ChunkPlan:
+        if not (self.start_s <= self.core_start_s < self.core_end_s <= self.end_s):
+            raise ValueError("chunk ranges must satisfy start <= core_start < core_end <= end")
+        return self
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    def target_times(self) -> list[float]:
+        """Source times to sample: the centres of `max_frames` equal slots."""
+        step = self.duration_s / self.max_frames
+        return [self.start_s + (i + 0.5) * step for i in range(self.max_frames)]
+
+
+class DecodeStats(BaseModel):
+    frames_decoded: int = Field(ge=0, description="Frames the decoder produced for this chunk.")
+    frames_sampled: int = Field(ge=0, description="Frames picked at the target times.")
+    frames_kept: int = Field(ge=0, description="Frames sent to the model (even count).")
+    decode_s: float = Field(ge=0, description="Wall time of seek + decode + resize.")
+
+
+class ChunkingOptions(BaseModel):
+    """Per-request knobs for planning; bounds come from settings."""
+
+    chunk_s: float = Field(gt=0, description="Chunk length in seconds (including overlap).")
+    overlap_s: float = Field(ge=0, description="Overlap between neighbouring chunks in seconds.")
+    fps: float = Field(gt=0, description="Target sampling rate in frames per second.")
+    token_budget: int = Field(gt=0, description="Visual-token budget per chunk.")
+
+    @model_validator(mode="after")
+    def _overlap_below_length(self) -> ChunkingOptions:
+        if self.overlap_s >= self.chunk_s / 2:
+            raise ValueError("overlap_s must be less than half of chunk_s")
+        return self
+
+
+_NO_CONTROL_CHARS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
+
+
+class AnalyzeOptions(BaseModel):
+    """Options of `POST /v1/analyze` (JSON body or multipart form fields).
+
+    Every numeric knob is optional; `None` means the server's configured
+    default. Ranges are checked again against the server's limits.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: AnalysisMode = Field(default="describe", description="Analysis mode.")
+    prompt: str | None = Field(
+        default=None,
+        max_length=4000,
+        pattern=_NO_CONTROL_CHARS,
+        description="Instruction for mode 'custom', or extra guidance for the other modes.",
+    )
+    json_schema: dict[str, Any] | None = Field(
+        default=None,
+        alias="schema",
+        description="JSON schema the 'custom' mode's answer must satisfy (optional).",
+    )
+    fps: float | None = Field(default=None, gt=0, le=8, description="Target sampling rate.")
+    chunk_s: float | None = Field(default=None, ge=2, le=600, description="Chunk length in seconds.")
+    overlap_s: float | None = Field(default=None, ge=0, le=30, description="Chunk overlap in seconds.")
+    max_tokens: int | None = Field(default=None, ge=16, le=8192, description="Max completion tokens per chunk.")
+    aggregate: bool = Field(default=True, description="Merge chunks into a summary with one extra model call.")
+
+    @field_validator("json_schema")
+    @classmethod
+    def _schema_needs_object(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and not value:
+            raise ValueError("schema must be a non-empty JSON schema object")
+        return value
+
+    @model_validator(mode="after")
+    def _custom_needs_prompt(self) -> AnalyzeOptions:
+        if self.mode == "custom" and not self.prompt:
+            raise ValueError("mode 'custom' needs a prompt")
+        if self.json_schema is not None and self.mode != "custom":
+            raise ValueError("schema is only accepted with mode 'custom'")
+        return self
+
+
+class AnalyzeUrlRequest(AnalyzeOptions):
+    """JSON body of `POST /v1/analyze` when the server fetches the video."""
+
+    video_url: str = Field(min_length=8, max_length=4096, description="http(s) URL of the video.")
+
+
+class ChunkTask(BaseModel):
+    """What the VLM deployment needs to know to analyse one chunk."""
+
+    video_id: str
+    mode: AnalysisMode
+    prompt: str | None = None
+    json_schema: dict[str, Any] | None = None
+    max_tokens: int = Field(gt=0)
+
+
+class TimedEvent(BaseModel):
+    start_s: float
+    end_s: float
+    text: str
+
+
+class ChunkResult(BaseModel):
+    index: int = Field(ge=0)
+    start_s: float
+    end_s: float
+    mode: AnalysisMode
+    frame_times_s: list[float] = Field(description="Source timestamps of the frames sent to the model.")
+    output: dict[str, Any] | None = Field(default=None, description="Parsed answer, valid against the mode's schema.")
+    text: str | None = Field(default=None, description="Raw model answer.")
+    prompt_tokens: int = Field(default=0, ge=0)
+    visual_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+    decode: DecodeStats | None = None
+    infer_s: float = Field(default=0.0, ge=0)
+    error: str | None = Field(default=None, description="Why this chunk has no answer, if it failed.")
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class TimelineEntry(BaseModel):
+    start_s: float
+    end_s: float
+    chunk_index: int
+    text: str
+
+
+class Summary(BaseModel):
+    title: str
+    summary: str
+    key_points: list[str]
+    text: str | None = Field(default=None, description="Raw model answer.")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class AnalysisStats(BaseModel):
+    chunks: int = Field(ge=0)
+    chunks_failed: int = Field(ge=0)
+    frames_decoded: int = Field(ge=0)
+    frames_sampled: int = Field(ge=0)
+    frames_kept: int = Field(ge=0)
+    visual_tokens: int = Field(ge=0)
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+    fetch_s: float = Field(default=0.0, ge=0, description="Upload store or URL download time.")
+    probe_s: float = Field(default=0.0, ge=0)
+    decode_s: float = Field(ge=0, description="Sum of chunk decode times (they run in parallel).")
+    infer_s: float = Field(ge=0, description="Sum of chunk inference times (they run in parallel).")
+    summary_s: float = Field(default=0.0, ge=0)
+    wall_s: float = Field(default=0.0, ge=0, description="End-to-end time of the request.")
+
+    @classmethod
+    def from_results(cls, results: list[ChunkResult], **timings: float) -> AnalysisStats:
+        decoded = [r.decode for r in results if r.decode is not None]
+        return cls(
+            chunks=len(results),
+            chunks_failed=sum(not r.ok for r in results),
+            frames_decoded=sum(d.frames_decoded for d in decoded),
+            frames_sampled=sum(d.frames_sampled for d in decoded),
+            frames_kept=sum(d.frames_kept for d in decoded),
+            visual_tokens=sum(r.visual_tokens for r in results),
+            prompt_tokens=sum(r.prompt_tokens for r in results),
+            completion_tokens=sum(r.completion_tokens for r in results),
+            decode_s=math.fsum(d.decode_s for d in decoded),
+            infer_s=math.fsum(r.infer_s for r in results),
+            **timings,
+        )
+
+
+class VideoAnalysis(BaseModel):
+    video_id: str
+    video: VideoInfo
+    request: AnalyzeOptions
+    model: str
+    chunks: list[ChunkResult]
+    timeline: list[TimelineEntry]
+    summary: Summary | None
+    stats: AnalysisStats
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, served as `application/problem+json`."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = None
