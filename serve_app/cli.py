@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from serve_app.schemas import AnalysisMode, AnalyzeOptions, VideoAnalysis
+from serve_app.schemas import AnalyzeOptions, VideoAnalysis
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True)
@@ -21,23 +21,33 @@ console = Console(stderr=True)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_VIDEO = REPO_ROOT.parent / "shared" / "media" / "display-dual-monitors.webm"
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Serve config (default: the repo's serve_config.yaml).")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="Serve config (default: the repo's serve_config.yaml).")
+]
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 def print_summary(analysis: VideoAnalysis, out: Path | None) -> None:
     """A short human-readable report on stdout."""
     v, s = analysis.video, analysis.stats
-    print(f"video      {v.container}/{v.codec} {v.width}x{v.height} {v.duration_s:.1f}s @ {v.fps:.2f} fps"
-          f"{' +audio' if v.has_audio else ''}  sha256 {v.sha256[:12]}")
+    print(
+        f"video      {v.container}/{v.codec} {v.width}x{v.height} {v.duration_s:.1f}s @ {v.fps:.2f} fps"
+        f"{' +audio' if v.has_audio else ''}  sha256 {v.sha256[:12]}"
+    )
     print(f"model      {analysis.model}   mode {analysis.request.mode}")
-    print(f"chunks     {s.chunks} ({s.chunks_failed} failed)   frames decoded/kept {s.frames_decoded}/{s.frames_kept}"
-          f"   visual tokens {s.visual_tokens}   prompt/completion tokens {s.prompt_tokens}/{s.completion_tokens}")
-    print(f"timings    wall {s.wall_s:.1f}s  probe {s.probe_s:.2f}s  decode {s.decode_s:.2f}s  infer {s.infer_s:.2f}s"
-          f"  summary {s.summary_s:.2f}s")
+    print(
+        f"chunks     {s.chunks} ({s.chunks_failed} failed)   frames decoded/kept {s.frames_decoded}/{s.frames_kept}"
+        f"   visual tokens {s.visual_tokens}   prompt/completion tokens {s.prompt_tokens}/{s.completion_tokens}"
+    )
+    print(
+        f"timings    wall {s.wall_s:.1f}s  probe {s.probe_s:.2f}s  decode {s.decode_s:.2f}s  infer {s.infer_s:.2f}s"
+        f"  summary {s.summary_s:.2f}s"
+    )
     for entry in analysis.timeline[:8]:
         print(f"  [{entry.start_s:6.1f}-{entry.end_s:6.1f}s] {entry.text[:90]}")
     if len(analysis.timeline) > 8:
@@ -72,7 +82,9 @@ def _run_analysis(source: str, options: AnalyzeOptions, server: str | None, conf
 @app.command()
 def analyze(
     source: Annotated[str, typer.Argument(help="Video file or http(s) URL.")],
-    server: Annotated[str | None, typer.Option(help="Base URL of a running reelserve; default: embedded stack.")] = None,
+    server: Annotated[
+        str | None, typer.Option(help="Base URL of a running reelserve; default: embedded stack.")
+    ] = None,
     mode: Annotated[str, typer.Option(help="describe, screen_share, meeting, app_demo, ui or custom.")] = "describe",
     prompt: Annotated[str | None, typer.Option(help="Instruction (custom mode) or focus hint.")] = None,
     schema: Annotated[Path | None, typer.Option(help="JSON schema file for custom mode.")] = None,
@@ -140,8 +152,19 @@ def demo(
         console.log(f"{DEMO_VIDEO} not found; generating a sample screen share at {video}")
         write_sample_video(video)
     console.log("auth: none — the local demo binds 127.0.0.1 only")
-    analyze(str(video), mode=mode, output=output, config=config, server=None, prompt=None, schema=None, fps=None,
-            chunk_s=None, aggregate=True, verbose=False)
+    analyze(
+        str(video),
+        mode=mode,
+        output=output,
+        config=config,
+        server=None,
+        prompt=None,
+        schema=None,
+        fps=None,
+        chunk_s=None,
+        aggregate=True,
+        verbose=False,
+    )
 
 
 @app.command("make-tiny-model")

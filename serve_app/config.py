@@ -22,12 +22,8 @@ GPU_DEFAULT_MODEL = "Qwen/Qwen3-VL-8B-Instruct"
 class VideoSettings(BaseModel):
     """Limits and defaults for probing, chunking and sampling."""
 
-    max_upload_bytes: int = Field(
-        default=2 * 1024**3, gt=0, description="Largest accepted upload or download (bytes)."
-    )
-    max_duration_s: float = Field(
-        default=4 * 3600, gt=0, description="Longest accepted video (seconds)."
-    )
+    max_upload_bytes: int = Field(default=2 * 1024**3, gt=0, description="Largest accepted upload or download (bytes).")
+    max_duration_s: float = Field(default=4 * 3600, gt=0, description="Longest accepted video (seconds).")
     chunk_s: float = Field(
         default=20.0, ge=2, description="Default chunk length. ~20 s keeps one UI state or slide per chunk."
     )

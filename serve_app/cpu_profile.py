@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 UNWANTED = ("torchaudio", "torchcodec", "triton")
 _MARKER = "# reelserve: fake kernels only when torchvision's C ops loaded"
-_HELPER = f'''
+_HELPER = f"""
 {_MARKER}
 def _register_fake_if_ops(op_name):
     def wrapper(fn):
@@ -38,7 +38,7 @@ def _register_fake_if_ops(op_name):
 
     return wrapper
 
-'''
+"""
 
 
 def patch_torchvision(site_file: Path) -> bool:

@@ -165,6 +165,7 @@ class VLMEngine:
             raise EngineUnavailable("engine not started")
         params = SamplingParams(
             max_tokens=max_tokens,
+            min_tokens=1,  # an empty answer is never useful
             temperature=self.settings.temperature,
             seed=self.settings.seed,
             structured_outputs=StructuredOutputsParams(json=schema) if schema is not None else None,

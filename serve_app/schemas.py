@@ -106,7 +106,8 @@ class AnalyzeOptions(BaseModel):
     default. Ranges are checked again against the server's limits.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    # The field is `json_schema` in code (pydantic reserves `schema`), "schema" on the wire, both ways.
+    model_config = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True, serialize_by_alias=True)
 
     mode: AnalysisMode = Field(default="describe", description="Analysis mode.")
     prompt: str | None = Field(

@@ -107,7 +107,41 @@ def _build_tokenizer(vocab_size: int):
     )
 
 
-def build_tiny_model(out_dir: Path, seed: int = 0, vocab_size: int = 1024) -> Path:
+def _bias_towards_closing(model, tokenizer, bias: float, eos_factor: float = 1.8) -> None:
+    """Make the random model end strings, lists, objects and answers early.
+
+    Untouched, a random model fills every string up to its schema's maxLength
+    with multi-byte noise, so structured answers overrun any token budget.
+    Here hidden dimension 0 carries a constant: the embeddings set it, no
+    layer writes to it, so after the final norm it is positive at every text
+    position. The output head reads it only for tokens that start with `"`
+    (about 2x`bias` added to their logits), `]` or `}` and end-of-turn (about
+    `bias`). All other weights stay random.
+    """
+    import torch
+
+    text = model.model.language_model
+    with torch.no_grad():
+        text.embed_tokens.weight[:, 0] = 1.0
+        for layer in text.layers:
+            layer.self_attn.o_proj.weight[0, :] = 0.0
+            layer.mlp.down_proj.weight[0, :] = 0.0
+        head = model.lm_head.weight
+        head[:, 0] = 0.0
+        hidden = head.shape[1]
+        # norm(x)[0] ~ sqrt(hidden) since dimension 0 dominates the RMS.
+        per_unit = bias / hidden**0.5
+        for tok, i in tokenizer.get_vocab().items():
+            first = tokenizer.convert_tokens_to_string([tok])[:1]
+            # A quote outweighs brackets: inside a string `]`/`}` are content, a quote ends it.
+            if first == '"':
+                head[i, 0] = 2 * per_unit
+            elif first in "]}":
+                head[i, 0] = per_unit
+        head[tokenizer.convert_tokens_to_ids("<|im_end|>"), 0] = eos_factor * per_unit
+
+
+def build_tiny_model(out_dir: Path, seed: int = 0, vocab_size: int = 1024, answer_bias: float = 0.5) -> Path:
     """Write the checkpoint (config, weights, tokenizer, processors) to `out_dir`.
 
     Written to a temporary sibling and renamed, so a half-built folder is never
@@ -169,6 +203,7 @@ def build_tiny_model(out_dir: Path, seed: int = 0, vocab_size: int = 1024) -> Pa
     )
     config.dtype = "float32"
     model = Qwen3VLForConditionalGeneration(config).eval()
+    _bias_towards_closing(model, tokenizer, answer_bias)
 
     processor = Qwen3VLProcessor(
         image_processor=Qwen2VLImageProcessor(

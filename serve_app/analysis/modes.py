@@ -40,7 +40,21 @@ class Event(_Strict):
 
 
 class UIElement(_Strict):
-    type: Literal["button", "menu", "tab", "text_field", "link", "icon", "dialog", "list", "table", "chart", "image", "video_tile", "other"]
+    type: Literal[
+        "button",
+        "menu",
+        "tab",
+        "text_field",
+        "link",
+        "icon",
+        "dialog",
+        "list",
+        "table",
+        "chart",
+        "image",
+        "video_tile",
+        "other",
+    ]
     text: Short
     position: Position
 
@@ -107,7 +121,9 @@ _TIME_HINT = (
 )
 
 MODES: dict[str, Mode] = {
-    "describe": Mode("describe", "Describe what happens in this video segment: scene, people, on-screen text, actions.", None),
+    "describe": Mode(
+        "describe", "Describe what happens in this video segment: scene, people, on-screen text, actions.", None
+    ),
     "screen_share": Mode(
         "screen_share",
         "This is a screen share. Describe the screen, its layout, the legible text, the UI elements, what the "

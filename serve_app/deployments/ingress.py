@@ -54,7 +54,9 @@ api = FastAPI(
 def problem(status: int, type_: str, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = Problem(type=PROBLEM_BASE + type_, title=title, status=status, detail=detail, **extra)
     headers = {"Retry-After": "5"} if status == 503 else None
-    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return JSONResponse(
+        body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
 
 
 @api.exception_handler(ReelserveError)
@@ -117,6 +119,45 @@ _ANALYZE_BODY = {
 }
 
 
+class _OptionsError(Exception):
+    def __init__(self, errors: list[Any]) -> None:
+        super().__init__("invalid options")
+        self.errors = errors
+
+
+@api.exception_handler(_OptionsError)
+async def _options_error(_: Request, exc: _OptionsError) -> JSONResponse:
+    return _invalid_options(exc.errors)
+
+
+def _options_from_form(fields: dict[str, Any]) -> AnalyzeOptions:
+    unknown = sorted(set(fields) - set(_FORM_FIELDS))
+    if unknown:
+        raise _OptionsError([{"loc": [name], "msg": "unknown form field"} for name in unknown])
+    data: dict[str, Any] = {k: v for k, v in fields.items() if isinstance(v, str) and v != ""}
+    if "schema" in data:
+        try:
+            data["schema"] = json.loads(data["schema"])
+        except json.JSONDecodeError as exc:
+            raise _OptionsError([{"loc": ["schema"], "msg": f"not JSON: {exc.msg}"}]) from None
+    try:
+        return AnalyzeOptions.model_validate(data)
+    except ValidationError as exc:
+        raise _OptionsError(exc.errors()) from None
+
+
+async def _copy_limited(upload: UploadFile, dest: Path, limit: int) -> int:
+    size = 0
+    with dest.open("wb") as out:
+        while block := await upload.read(1 << 20):
+            size += len(block)
+            if size > limit:
+                raise PayloadTooLarge(f"upload is larger than the limit of {limit} bytes")
+            out.write(block)
+    return size
+
+
+# Helpers above are defined before the class: Serve serializes the class when decorated.
 @serve.deployment(name="Ingress")
 @serve.ingress(api)
 class Ingress:
@@ -216,41 +257,3 @@ class Ingress:
         )
         analysis.stats.wall_s = time.perf_counter() - started
         return analysis
-
-
-class _OptionsError(Exception):
-    def __init__(self, errors: list[Any]) -> None:
-        super().__init__("invalid options")
-        self.errors = errors
-
-
-@api.exception_handler(_OptionsError)
-async def _options_error(_: Request, exc: _OptionsError) -> JSONResponse:
-    return _invalid_options(exc.errors)
-
-
-def _options_from_form(fields: dict[str, Any]) -> AnalyzeOptions:
-    unknown = sorted(set(fields) - set(_FORM_FIELDS))
-    if unknown:
-        raise _OptionsError([{"loc": [name], "msg": "unknown form field"} for name in unknown])
-    data: dict[str, Any] = {k: v for k, v in fields.items() if isinstance(v, str) and v != ""}
-    if "schema" in data:
-        try:
-            data["schema"] = json.loads(data["schema"])
-        except json.JSONDecodeError as exc:
-            raise _OptionsError([{"loc": ["schema"], "msg": f"not JSON: {exc.msg}"}]) from None
-    try:
-        return AnalyzeOptions.model_validate(data)
-    except ValidationError as exc:
-        raise _OptionsError(exc.errors()) from None
-
-
-async def _copy_limited(upload: UploadFile, dest: Path, limit: int) -> int:
-    size = 0
-    with dest.open("wb") as out:
-        while block := await upload.read(1 << 20):
-            size += len(block)
-            if size > limit:
-                raise PayloadTooLarge(f"upload is larger than the limit of {limit} bytes")
-            out.write(block)
-    return size

@@ -31,8 +31,12 @@ class VLM:
         if isinstance(chunk, DecodeFailure):
             plan = chunk.plan
             return ChunkResult(
-                index=plan.index, start_s=plan.start_s, end_s=plan.end_s, mode=task.mode,
-                frame_times_s=[], error=f"decode failed: {chunk.error}",
+                index=plan.index,
+                start_s=plan.start_s,
+                end_s=plan.end_s,
+                mode=task.mode,
+                frame_times_s=[],
+                error=f"decode failed: {chunk.error}",
             )
         return await self.engine.analyze_chunk(chunk, task)
 

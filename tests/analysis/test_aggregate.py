@@ -8,8 +8,17 @@ from serve_app.schemas import ChunkPlan, ChunkResult, TimelineEntry
 
 def plan(index: int, start: float, end: float, core_start: float, core_end: float) -> ChunkPlan:
     return ChunkPlan(
-        index=index, start_s=start, end_s=end, core_start_s=core_start, core_end_s=core_end,
-        fps=1.0, width=64, height=64, max_frames=2, token_budget=100, visual_tokens=4,
+        index=index,
+        start_s=start,
+        end_s=end,
+        core_start_s=core_start,
+        core_end_s=core_end,
+        fps=1.0,
+        width=64,
+        height=64,
+        max_frames=2,
+        token_budget=100,
+        visual_tokens=4,
     )
 
 
@@ -18,8 +27,16 @@ PLANS = [plan(0, 0, 21, 0, 20.5), plan(1, 20, 41, 20.5, 40.5), plan(2, 40, 50, 4
 
 def result(index: int, output: dict | None = None, text: str | None = None, error: str | None = None) -> ChunkResult:
     p = PLANS[index]
-    return ChunkResult(index=index, start_s=p.start_s, end_s=p.end_s, mode="screen_share", frame_times_s=[],
-                       output=output, text=text, error=error)
+    return ChunkResult(
+        index=index,
+        start_s=p.start_s,
+        end_s=p.end_s,
+        mode="screen_share",
+        frame_times_s=[],
+        output=output,
+        text=text,
+        error=error,
+    )
 
 
 def events(*items: tuple[float, float, str]) -> dict:
@@ -35,7 +52,11 @@ def test_an_event_in_an_overlap_is_kept_once_by_the_chunk_owning_its_midpoint() 
 def test_entries_are_ordered_and_repeats_across_chunks_merge() -> None:
     timeline = build_timeline(
         PLANS,
-        [result(2, events((45, 47, "Q&A"))), result(0, events((19, 20.4, "Q&A"))), result(1, events((20.6, 22, "Q&A")))],
+        [
+            result(2, events((45, 47, "Q&A"))),
+            result(0, events((19, 20.4, "Q&A"))),
+            result(1, events((20.6, 22, "Q&A"))),
+        ],
     )
     assert [(e.start_s, e.end_s, e.text) for e in timeline][0] == (19, 22, "Q&A")
     assert [e.start_s for e in timeline] == sorted(e.start_s for e in timeline)
@@ -47,7 +68,9 @@ def test_invented_times_are_clamped_into_the_chunk() -> None:
 
 
 def test_chunks_without_events_contribute_their_headline_over_their_core() -> None:
-    timeline = build_timeline(PLANS, [result(0, text="a person walks\nby"), result(1, {"activity": "", "scene": "desk"})])
+    timeline = build_timeline(
+        PLANS, [result(0, text="a person walks\nby"), result(1, {"activity": "", "scene": "desk"})]
+    )
     assert [(e.start_s, e.end_s, e.text) for e in timeline] == [(0, 20.5, "a person walks by"), (20.5, 40.5, "desk")]
 
 

@@ -1,0 +1,25 @@
+"""The video core: probe, plan, decode and sample, token budgeting.
+
+A pure library (PyAV + NumPy, no Ray, vLLM or web framework) shared by the
+Serve deployments and the bulk jobs.
+"""
+
+from serve_app.video.chunking import plan_chunks
+from serve_app.video.decode import SampledChunk, decode_chunk
+from serve_app.video.probe import probe
+from serve_app.video.synthetic import read_frame_index, write_audio_only, write_sample_video, write_video
+from serve_app.video.tokens import FACTOR, fit_frame_size, visual_tokens
+
+__all__ = [
+    "FACTOR",
+    "SampledChunk",
+    "decode_chunk",
+    "fit_frame_size",
+    "plan_chunks",
+    "probe",
+    "read_frame_index",
+    "visual_tokens",
+    "write_audio_only",
+    "write_sample_video",
+    "write_video",
+]

@@ -1,0 +1,129 @@
+"""Plan how a video is cut into overlapping chunks and sampled within budget.
+
+Each chunk is sampled at (at most) the requested fps; frames get the largest
+size that keeps the chunk's visual tokens within the budget. When that size
+would make screen text illegible (below `min_frame_pixels`), the plan keeps
+the frames larger and samples fewer of them instead.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+
+from serve_app.config import VideoSettings
+from serve_app.errors import InvalidOptions
+from serve_app.schemas import ChunkingOptions, ChunkPlan, VideoInfo
+from serve_app.video.tokens import FACTOR, TEMPORAL_PATCH, fit_frame_size, visual_tokens
+
+__all__ = ["MAX_FRAMES", "MIN_FRAMES", "plan_chunks"]
+
+logger = logging.getLogger(__name__)
+
+#: Qwen3-VL's processor limits per video item.
+MIN_FRAMES = 2
+MAX_FRAMES = 768
+# A last chunk shorter than this (seconds) is merged into the previous one.
+_MIN_TAIL_S = 1.0
+_EPS = 1e-9
+
+
+def plan_chunks(info: VideoInfo, options: ChunkingOptions, limits: VideoSettings) -> list[ChunkPlan]:
+    """Chunks covering [0, info.duration_s], each within `options.token_budget`."""
+    spans = _spans(info.duration_s, options.chunk_s, options.overlap_s)
+    cores = _cores(spans, info.duration_s)
+    fps = min(options.fps, info.fps)  # sampling above the source rate only repeats frames
+    wanted = [_frames_for(end - start, fps) for start, end in spans]
+    width, height, max_frames = _frame_size(info, max(wanted), options.token_budget, limits)
+
+    plans = []
+    for index, ((start, end), (core_start, core_end), n) in enumerate(zip(spans, cores, wanted, strict=True)):
+        n = min(n, max_frames)
+        plans.append(
+            ChunkPlan(
+                index=index,
+                start_s=start,
+                end_s=end,
+                core_start_s=core_start,
+                core_end_s=core_end,
+                # Lower than asked when the frame cap or the budget cut the count.
+                fps=min(fps, n / (end - start)),
+                width=width,
+                height=height,
+                max_frames=n,
+                token_budget=options.token_budget,
+                visual_tokens=visual_tokens(n, height, width),
+            )
+        )
+    logger.debug(
+        "planned %d chunks of %.1f s for %.1f s: %dx%d, up to %d frames",
+        len(plans),
+        options.chunk_s,
+        info.duration_s,
+        width,
+        height,
+        max(p.max_frames for p in plans),
+    )
+    return plans
+
+
+def _spans(duration: float, chunk_s: float, overlap_s: float) -> list[tuple[float, float]]:
+    """[start, end] of each chunk: a grid of step chunk_s - overlap_s from 0."""
+    step = chunk_s - overlap_s
+    starts = [0.0]
+    while starts[-1] + chunk_s < duration - _EPS:
+        starts.append(len(starts) * step)  # multiply, not add: no drift over hours
+    spans = [(s, min(s + chunk_s, duration)) for s in starts]
+    if len(spans) > 1 and spans[-1][1] - spans[-1][0] < max(2 * overlap_s, _MIN_TAIL_S):
+        # A sliver of a last chunk costs a model call for almost nothing new.
+        spans.pop()
+        spans[-1] = (spans[-1][0], duration)
+    spans[-1] = (spans[-1][0], duration)  # exact end, whatever the float grid did
+    return spans
+
+
+def _cores(spans: list[tuple[float, float]], duration: float) -> list[tuple[float, float]]:
+    """Split each overlap at its midpoint so the cores tile [0, duration]."""
+    cuts = [0.0] + [(nxt[0] + cur[1]) / 2 for cur, nxt in itertools.pairwise(spans)] + [duration]
+    return list(itertools.pairwise(cuts))
+
+
+def _frames_for(seconds: float, fps: float) -> int:
+    """Frames to sample over `seconds`: even (Qwen3-VL pairs frames), 2..768."""
+    n = math.ceil(seconds * fps - _EPS)
+    n = min(MAX_FRAMES, max(MIN_FRAMES, n))
+    return n + n % TEMPORAL_PATCH
+
+
+def _frame_size(info: VideoInfo, frames: int, budget: int, limits: VideoSettings) -> tuple[int, int, int]:
+    """(width, height, max frames) shared by all chunks of the video.
+
+    Sized for the chunk that wants the most frames, so every chunk fits.
+    """
+    per_pair_px = budget // math.ceil(frames / TEMPORAL_PATCH) * FACTOR * FACTOR
+    cap = min(limits.max_frame_pixels, per_pair_px)
+    # The smallest frame worth sending, or the source itself if it is smaller.
+    floor_w, floor_h = fit_frame_size(info.width, info.height, min(limits.min_frame_pixels, limits.max_frame_pixels))
+    if cap >= FACTOR * FACTOR:
+        width, height = fit_frame_size(info.width, info.height, cap)
+        if width * height >= floor_w * floor_h:
+            return width, height, frames
+    # Too many frames for legible frames: keep the floor size, drop frames.
+    pairs = budget // visual_tokens(TEMPORAL_PATCH, floor_h, floor_w)
+    if pairs >= 1:
+        logger.info(
+            "token budget %d too small for %d frames; sampling %d frames of %dx%d",
+            budget,
+            frames,
+            pairs * TEMPORAL_PATCH,
+            floor_w,
+            floor_h,
+        )
+        return floor_w, floor_h, min(frames, pairs * TEMPORAL_PATCH)
+    # Not even one frame pair of the floor size fits: shrink below it.
+    if budget < 1:
+        raise InvalidOptions(f"a token budget of {budget} cannot hold two {FACTOR}x{FACTOR} frames")
+    width, height = fit_frame_size(info.width, info.height, min(limits.max_frame_pixels, budget * FACTOR * FACTOR))
+    logger.info("token budget %d only fits 2 frames of %dx%d", budget, width, height)
+    return width, height, MIN_FRAMES

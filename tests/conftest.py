@@ -1,0 +1,92 @@
+"""Shared fixtures: generated clips (session-scoped) and the shared real media."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from serve_app.video.synthetic import write_video
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_MEDIA = REPO_ROOT / ".." / "shared" / "media"
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A generated video and what was written into it."""
+
+    path: Path
+    times: list[float]  # presentation time of frame i (frame i shows index i)
+    kwargs: dict[str, Any]
+
+    @property
+    def fps(self) -> float:
+        return float(self.kwargs["fps"])
+
+
+VideoFactory = Callable[..., Clip]
+
+
+@pytest.fixture(scope="session")
+def media_dir() -> Path:
+    """The real sample videos in ../shared/media (read-only); skip when absent."""
+    if not SHARED_MEDIA.is_dir():
+        pytest.skip(f"shared media not found at {SHARED_MEDIA.resolve()}")
+    return SHARED_MEDIA.resolve()
+
+
+@pytest.fixture(scope="session")
+def make_video(tmp_path_factory: pytest.TempPathFactory) -> VideoFactory:
+    """`make_video(name, **write_video_kwargs)`: write once per session, then reuse."""
+    root = tmp_path_factory.mktemp("videos")
+    made: dict[str, Clip] = {}
+
+    def make(name: str, **kwargs: Any) -> Clip:
+        if name in made:
+            assert made[name].kwargs == kwargs, f"clip {name} requested with different arguments"
+            return made[name]
+        path = root / name
+        times = write_video(path, **kwargs)
+        made[name] = Clip(path=path, times=times, kwargs=kwargs)
+        return made[name]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def cfr_mp4(make_video: VideoFactory) -> Clip:
+    """10 s of 10 fps H.264 (B-frames) in MP4, 160x96."""
+    return make_video("cfr.mp4", duration_s=10, fps=10, width=160, height=96)
+
+
+@pytest.fixture(scope="session")
+def webm_audio(make_video: VideoFactory) -> Clip:
+    """6 s of 25 fps VP8 with an Opus track, 192x128."""
+    return make_video("audio.webm", duration_s=6, fps=25, width=192, height=128, audio=True)
+
+
+@pytest.fixture(scope="session")
+def vfr_mkv(make_video: VideoFactory) -> Clip:
+    """VP9 in Matroska with irregular frame times (20 ms .. 400 ms apart), ~12 s."""
+    gaps = np.random.default_rng(7).uniform(0.02, 0.4, size=60)
+    times = np.round(np.concatenate([[0.0], np.cumsum(gaps)]), 3).tolist()
+    return make_video(
+        "vfr.mkv", duration_s=times[-1], fps=10, width=128, height=96, codec="libvpx-vp9", vfr_times=times
+    )
+
+
+@pytest.fixture(scope="session")
+def rotated_mp4(make_video: VideoFactory) -> Clip:
+    """A portrait clip stored landscape with a 90-degree display matrix."""
+    return make_video("rotated.mp4", duration_s=3, fps=10, width=96, height=160, rotation=90)
+
+
+@pytest.fixture(scope="session")
+def long_gop_mp4(make_video: VideoFactory) -> Clip:
+    """60 s at 10 fps with a keyframe every 5 s: seeking must skip most of it."""
+    return make_video("long_gop.mp4", duration_s=60, fps=10, width=128, height=64, gop=50)

@@ -1,0 +1,145 @@
+"""POST real videos to the real Serve graph over HTTP and check the whole analysis."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+from serve_app.analysis import answer_schema, parse_answer
+from serve_app.config import Settings
+from serve_app.schemas import AnalyzeOptions, ChunkingOptions, VideoAnalysis
+from serve_app.video import plan_chunks, probe, visual_tokens
+from serve_app.video.synthetic import write_video
+
+pytestmark = pytest.mark.integration
+
+SHARED_VIDEOS = ["display-dual-monitors.webm", "vtest.avi", "Megamind.avi"]
+
+
+def post_file(http: httpx.Client, path: Path, **fields: object) -> httpx.Response:
+    form = {k: json.dumps(v) if isinstance(v, dict) else str(v) for k, v in fields.items()}
+    with path.open("rb") as fh:
+        return http.post("/v1/analyze", data=form, files={"file": (path.name, fh, "application/octet-stream")})
+
+
+def check_analysis(body: dict, path: Path, settings: Settings, mode: str) -> VideoAnalysis:
+    """The response matches the plan for this file and is internally consistent."""
+    analysis = VideoAnalysis.model_validate(body)
+    info = probe(path, settings.video)
+    assert analysis.video == info
+    options = ChunkingOptions(
+        chunk_s=settings.video.chunk_s,
+        overlap_s=settings.video.overlap_s,
+        fps=settings.video.fps,
+        token_budget=settings.video.token_budget,
+    )
+    plans = plan_chunks(info, options, settings.video)
+    chunks = analysis.chunks
+    assert [(c.index, c.start_s, c.end_s) for c in chunks] == [(p.index, p.start_s, p.end_s) for p in plans]
+    assert chunks[0].start_s == 0 and chunks[-1].end_s == pytest.approx(info.duration_s)
+    for prev, nxt in zip(chunks, chunks[1:], strict=False):
+        assert nxt.start_s <= prev.end_s, "chunks must leave no gap"
+    schema = answer_schema(mode)
+    for chunk, plan in zip(chunks, plans, strict=True):
+        assert chunk.ok, f"chunk {chunk.index} failed: {chunk.error}"
+        assert chunk.mode == mode
+        assert len(chunk.frame_times_s) == chunk.decode.frames_kept == plan.max_frames
+        assert all(plan.start_s - 0.5 <= t <= plan.end_s + 0.5 for t in chunk.frame_times_s)
+        assert chunk.frame_times_s == sorted(chunk.frame_times_s)
+        # What was budgeted is what the model saw: no resize by vLLM's processor.
+        assert chunk.visual_tokens == visual_tokens(len(chunk.frame_times_s), plan.height, plan.width)
+        assert chunk.visual_tokens <= plan.token_budget
+        assert chunk.prompt_tokens > chunk.visual_tokens > 0 and chunk.completion_tokens > 0
+        if schema is not None:
+            assert parse_answer(mode, chunk.text) == chunk.output
+        else:
+            assert chunk.output is None and chunk.text
+    stats = analysis.stats
+    assert stats.chunks == len(plans) and stats.chunks_failed == 0
+    assert stats.frames_kept == sum(len(c.frame_times_s) for c in chunks)
+    assert stats.frames_decoded >= stats.frames_sampled > 0
+    assert stats.visual_tokens == sum(c.visual_tokens for c in chunks) > 0
+    assert stats.prompt_tokens == sum(c.prompt_tokens for c in chunks)
+    assert stats.wall_s >= stats.probe_s > 0 and stats.decode_s > 0 and stats.infer_s > 0
+    assert analysis.timeline and all(e.start_s <= e.end_s for e in analysis.timeline)
+    assert [e.start_s for e in analysis.timeline] == sorted(e.start_s for e in analysis.timeline)
+    return analysis
+
+
+@pytest.mark.parametrize("name", SHARED_VIDEOS)
+def test_shared_media_end_to_end(http: httpx.Client, settings: Settings, media_dir: Path, name: str) -> None:
+    path = media_dir / name
+    response = post_file(http, path, mode="screen_share")
+    assert response.status_code == 200, response.text
+    analysis = check_analysis(response.json(), path, settings, "screen_share")
+    assert analysis.summary is not None and analysis.summary.title
+    assert analysis.model.startswith("reelserve-tiny-qwen3-vl")
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("gen") / "generated.mp4"
+    write_video(path, duration_s=26.0, fps=12, width=640, height=360, audio=True)
+    return path
+
+
+@pytest.mark.parametrize("mode", ["describe", "meeting", "app_demo", "ui"])
+def test_generated_video_in_every_mode(http: httpx.Client, settings: Settings, generated: Path, mode: str) -> None:
+    response = post_file(http, generated, mode=mode, prompt="Pay attention to the counter.")
+    assert response.status_code == 200, response.text
+    analysis = check_analysis(response.json(), generated, settings, mode)
+    assert analysis.video.has_audio and analysis.request.prompt == "Pay attention to the counter."
+
+
+def test_custom_mode_with_user_schema(http: httpx.Client, generated: Path) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "colours": {"type": "array", "items": {"type": "string", "maxLength": 20}, "maxItems": 3},
+            "people": {"type": "integer", "minimum": 0, "maximum": 100},
+        },
+        "required": ["colours", "people"],
+        "additionalProperties": False,
+    }
+    response = post_file(
+        http,
+        generated,
+        mode="custom",
+        prompt="List the colours and count people.",
+        schema=schema,
+        aggregate="false",
+        chunk_s=13,
+        overlap_s=0,
+    )
+    assert response.status_code == 200, response.text
+    analysis = VideoAnalysis.model_validate(response.json())
+    assert analysis.summary is None and len(analysis.chunks) == 2
+    for chunk in analysis.chunks:
+        assert chunk.ok, chunk.error
+        assert set(chunk.output) == {"colours", "people"} and 0 <= chunk.output["people"] <= 100
+
+
+def test_video_url_served_from_localhost(
+    http: httpx.Client, settings: Settings, media_server: tuple[str, Path], generated: Path
+) -> None:
+    base, root = media_server
+    shutil.copy(generated, root / "clip.mp4")
+    response = http.post("/v1/analyze", json={"video_url": f"{base}/clip.mp4", "mode": "screen_share"})
+    assert response.status_code == 200, response.text
+    analysis = check_analysis(response.json(), generated, settings, "screen_share")
+    assert analysis.stats.fetch_s > 0
+
+
+def test_request_options_change_the_plan(http: httpx.Client, generated: Path) -> None:
+    response = post_file(http, generated, fps=2, chunk_s=10, overlap_s=2, aggregate="false")
+    assert response.status_code == 200, response.text
+    analysis = VideoAnalysis.model_validate(response.json())
+    assert analysis.request == AnalyzeOptions(fps=2, chunk_s=10, overlap_s=2, aggregate=False)
+    assert len(analysis.chunks) == 3 and analysis.chunks[1].start_s == 8.0
+    # 2 fps over a 10 s chunk: 20 frames, about half a second apart.
+    times = analysis.chunks[0].frame_times_s
+    assert len(times) == 20 and max(b - a for a, b in zip(times, times[1:], strict=False)) < 0.7

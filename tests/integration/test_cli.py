@@ -1,0 +1,55 @@
+"""`reelserve analyze --server` against the running app, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from serve_app.schemas import VideoAnalysis
+from serve_app.video.synthetic import write_video
+
+pytestmark = pytest.mark.integration
+
+
+def test_cli_analyze_against_a_server(server: str, tmp_path: Path) -> None:
+    video = tmp_path / "clip.webm"
+    write_video(video, duration_s=6.0, fps=10, width=320, height=240)
+    out = tmp_path / "out" / "analysis.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "serve_app.cli",
+            "analyze",
+            str(video),
+            "--server",
+            server,
+            "--mode",
+            "ui",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    analysis = VideoAnalysis.model_validate(json.loads(out.read_text()))
+    assert analysis.request.mode == "ui" and analysis.video.codec == "vp8"
+    assert "chunks     1 (0 failed)" in proc.stdout and str(out.resolve()) in proc.stdout
+
+
+def test_cli_reports_problems_with_exit_code_2(server: str, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video")
+    proc = subprocess.run(
+        [sys.executable, "-m", "serve_app.cli", "analyze", str(bad), "--server", server],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 2 and "HTTP 422" in proc.stderr

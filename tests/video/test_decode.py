@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+
+from serve_app.config import VideoSettings
+from serve_app.errors import InvalidVideo
+from serve_app.schemas import ChunkingOptions, ChunkPlan
+from serve_app.video.chunking import plan_chunks
+from serve_app.video.decode import SampledChunk, decode_chunk
+from serve_app.video.probe import probe
+from serve_app.video.synthetic import read_frame_index
+
+if TYPE_CHECKING:
+    from conftest import Clip, VideoFactory
+
+LIMITS = VideoSettings()
+
+
+def plans_for(
+    path: Path, chunk_s: float, overlap_s: float, fps: float, token_budget: int = 12_288, limits: VideoSettings = LIMITS
+) -> list[ChunkPlan]:
+    opts = ChunkingOptions(chunk_s=chunk_s, overlap_s=overlap_s, fps=fps, token_budget=token_budget)
+    return plan_chunks(probe(path, limits), opts, limits)
+
+
+def nearest(times: list[float], target: float) -> float:
+    return min(times, key=lambda t: (abs(t - target), t))
+
+
+def check_chunk(chunk: SampledChunk, clip: Clip) -> None:
+    """Shape, pairing, and that each frame really is the one shown at its timestamp."""
+    plan = chunk.plan
+    assert chunk.frames.dtype == np.uint8
+    assert chunk.frames.shape == (len(chunk.frame_times_s), plan.height, plan.width, 3)
+    assert len(chunk.frame_times_s) % 2 == 0 and len(chunk.frame_times_s) >= 2
+    assert chunk.stats.frames_kept == len(chunk.frame_times_s)
+    assert chunk.stats.frames_sampled <= plan.max_frames
+    assert chunk.stats.frames_decoded >= chunk.stats.frames_sampled
+    assert chunk.frame_times_s == sorted(chunk.frame_times_s)
+    for frame, t in zip(chunk.frames, chunk.frame_times_s, strict=True):
+        index = read_frame_index(frame)
+        assert clip.times[index] == pytest.approx(t, abs=1e-3), "frame content does not match its timestamp"
+
+
+def test_cfr_frames_are_nearest_to_targets(cfr_mp4: Clip) -> None:
+    plans = plans_for(cfr_mp4.path, chunk_s=4, overlap_s=1, fps=2.5)
+    assert len(plans) == 3
+    for plan in plans:
+        chunk = decode_chunk(cfr_mp4.path, plan, threads=1)
+        check_chunk(chunk, cfr_mp4)
+        assert chunk.stats.frames_sampled == plan.max_frames  # the source is dense enough
+        for target, t in zip(plan.target_times(), chunk.frame_times_s, strict=True):
+            assert abs(t - target) <= 1 / cfr_mp4.fps / 2 + 1e-6  # within half a source frame
+        assert chunk.source_fps == pytest.approx(10.0)
+        assert chunk.frame_indices == [round(t * 10) for t in chunk.frame_times_s]
+
+
+def test_vfr_frames_are_nearest_to_targets(vfr_mkv: Clip) -> None:
+    for plan in plans_for(vfr_mkv.path, chunk_s=5, overlap_s=1, fps=2):
+        chunk = decode_chunk(vfr_mkv.path, plan)
+        check_chunk(chunk, vfr_mkv)
+        expected = sorted({nearest(vfr_mkv.times, target) for target in plan.target_times()})
+        unique = sorted(set(chunk.frame_times_s))
+        assert unique == pytest.approx(expected, abs=1e-3)
+        assert chunk.stats.frames_sampled == len(expected)
+
+
+def test_sparse_source_keeps_unique_frames(make_video: VideoFactory) -> None:
+    # One frame every 2 s sampled at 8 fps target: no frame may appear twice
+    # except the padding that makes the count even.
+    clip = make_video("sparse.mp4", duration_s=10, fps=0.5, width=64, height=64)
+    (plan,) = plans_for(clip.path, chunk_s=20, overlap_s=0, fps=8)
+    assert plan.max_frames == 6  # fps clamped to the source's 0.5
+    chunk = decode_chunk(clip.path, plan)
+    check_chunk(chunk, clip)
+    assert chunk.stats.frames_sampled == len(set(chunk.frame_times_s)) == 5
+    assert chunk.frame_times_s[-1] == chunk.frame_times_s[-2]  # padded to 6
+
+
+def test_rotated_frames_come_out_upright(rotated_mp4: Clip) -> None:
+    (plan,) = plans_for(rotated_mp4.path, chunk_s=20, overlap_s=0, fps=4)
+    assert (plan.width, plan.height) == (96, 160)
+    chunk = decode_chunk(rotated_mp4.path, plan)
+    check_chunk(chunk, rotated_mp4)  # the index code reads right only if upright
+
+
+def test_webm_with_audio_and_resize(webm_audio: Clip) -> None:
+    limits = VideoSettings(min_frame_pixels=32 * 32)  # let the budget shrink frames freely
+    plans = plans_for(webm_audio.path, chunk_s=3, overlap_s=0.5, fps=4, token_budget=64, limits=limits)
+    assert len(plans) == 3
+    for plan in plans:
+        assert (plan.width, plan.height) == (96, 64)  # 12 frames in 64 tokens: 10 tokens a pair
+        check_chunk(decode_chunk(webm_audio.path, plan), webm_audio)
+
+
+def test_late_chunk_decodes_only_its_range(long_gop_mp4: Clip) -> None:
+    plans = plans_for(long_gop_mp4.path, chunk_s=10, overlap_s=1, fps=1)
+    last = plans[-1]
+    assert last.start_s >= 50
+    chunk = decode_chunk(long_gop_mp4.path, last)
+    check_chunk(chunk, long_gop_mp4)
+    # From the keyframe before the chunk (at most 5 s earlier) to the last
+    # target, not the 540 frames before it.
+    assert chunk.stats.frames_decoded <= (last.duration_s + 5) * long_gop_mp4.fps
+    assert chunk.stats.frames_decoded < len(long_gop_mp4.times) / 5
+    assert chunk.stats.decode_s > 0
+
+
+def test_chunk_past_the_data_is_invalid(cfr_mp4: Clip) -> None:
+    plan = ChunkPlan(
+        index=7, start_s=40, end_s=50, core_start_s=40, core_end_s=50, fps=1, width=160, height=96,
+        max_frames=10, token_budget=1000, visual_tokens=75,
+    )  # fmt: skip
+    with pytest.raises(InvalidVideo, match=r"chunk 7.*40\.00, 50\.00"):
+        decode_chunk(cfr_mp4.path, plan)
+
+
+@pytest.mark.parametrize("name", ["display-dual-monitors.webm", "vtest.avi", "Megamind.avi"])
+def test_decode_real_media(media_dir: Path, name: str) -> None:
+    path = media_dir / name
+    plans = plans_for(path, chunk_s=LIMITS.chunk_s, overlap_s=LIMITS.overlap_s, fps=LIMITS.fps)
+    plan = plans[len(plans) // 2]
+    chunk = decode_chunk(path, plan, threads=LIMITS.decode_threads)
+    assert chunk.frames.shape == (plan.max_frames, plan.height, plan.width, 3)
+    assert chunk.stats.frames_sampled == plan.max_frames
+    for target, t in zip(plan.target_times(), chunk.frame_times_s, strict=True):
+        assert abs(t - target) <= 1 / chunk.source_fps  # within one source frame
+    # Real pictures, not blank frames.
+    assert chunk.frames.std() > 10
