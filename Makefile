@@ -9,6 +9,7 @@ BIN := $(VENV)/bin
 PROFILE ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 TINY_MODEL ?= $(HOME)/.cache/reelserve/models/tiny-qwen3-vl
 STAMP := $(VENV)/.setup-$(PROFILE)
+LINT_DIRS := $(wildcard serve_app data_jobs tests bench)
 
 .PHONY: setup demo test lint bench clean
 
@@ -37,8 +38,8 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 lint: setup
-	$(BIN)/ruff check serve_app data_jobs tests bench
-	$(BIN)/ruff format --check serve_app data_jobs tests bench
+	$(BIN)/ruff check $(LINT_DIRS)
+	$(BIN)/ruff format --check $(LINT_DIRS)
 
 bench: setup
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

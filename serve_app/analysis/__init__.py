@@ -1,6 +1,6 @@
 """Prompts, analysis modes and their JSON schemas, and aggregation of chunk results (no Ray, no vLLM)."""
 
-from serve_app.analysis.aggregate import build_timeline, timeline_text
+from serve_app.analysis.aggregate import assemble, build_timeline, timeline_text
 from serve_app.analysis.modes import (
     MODES,
     OutputError,
@@ -15,6 +15,7 @@ from serve_app.analysis.modes import (
 
 __all__ = [
     "MODES",
+    "assemble",
     "OutputError",
     "answer_schema",
     "build_instruction",

@@ -12,7 +12,16 @@ import json
 import re
 from typing import Any
 
-from serve_app.schemas import ChunkPlan, ChunkResult, TimelineEntry
+from serve_app.schemas import (
+    AnalysisStats,
+    AnalyzeOptions,
+    ChunkPlan,
+    ChunkResult,
+    Summary,
+    TimelineEntry,
+    VideoAnalysis,
+    VideoInfo,
+)
 
 MAX_ENTRY_CHARS = 300
 _SPACES = re.compile(r"\s+")
@@ -92,3 +101,28 @@ def timeline_text(entries: list[TimelineEntry], max_chars: int) -> str:
     # Keep every k-th line so the whole video stays represented.
     step = -(-total // max_chars)
     return "\n".join(lines[::step])[:max_chars]
+
+
+def assemble(
+    *,
+    video_id: str,
+    info: VideoInfo,
+    options: AnalyzeOptions,
+    model: str,
+    results: list[ChunkResult],
+    timeline: list[TimelineEntry],
+    summary: Summary | None,
+    timings: dict[str, float],
+) -> VideoAnalysis:
+    """The final `VideoAnalysis`, the same online (Aggregator) and in bulk (archive job)."""
+    results = sorted(results, key=lambda r: r.index)
+    return VideoAnalysis(
+        video_id=video_id,
+        video=info,
+        request=options,
+        model=model,
+        chunks=results,
+        timeline=timeline,
+        summary=summary,
+        stats=AnalysisStats.from_results(results, **timings),
+    )

@@ -8,10 +8,21 @@ import time
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from serve_app.analysis import OutputError, build_timeline
-from serve_app.schemas import AnalysisStats, AnalyzeOptions, ChunkPlan, ChunkResult, Summary, VideoAnalysis, VideoInfo
+from serve_app.analysis import OutputError, assemble, build_timeline
+from serve_app.schemas import AnalyzeOptions, ChunkPlan, ChunkResult, Summary, VideoAnalysis, VideoInfo
 
 logger = logging.getLogger(__name__)
+
+
+async def summarize(vlm: DeploymentHandle, video_id: str, timeline: list, options: AnalyzeOptions) -> Summary | None:
+    """The summary call, when asked for; an unusable answer leaves the chunks standing."""
+    if not (options.aggregate and timeline):
+        return None
+    try:
+        return await vlm.summarize.remote(timeline, options.mode)
+    except OutputError as exc:
+        logger.warning("video %s: no summary: %s", video_id, exc)
+        return None
 
 
 @serve.deployment(name="Aggregator")
@@ -28,23 +39,16 @@ class Aggregator:
         results: list[ChunkResult],
         timings: dict[str, float],
     ) -> VideoAnalysis:
-        results = sorted(results, key=lambda r: r.index)
         timeline = build_timeline(plans, results)
-        summary: Summary | None = None
         started = time.perf_counter()
-        if options.aggregate and timeline:
-            try:
-                summary = await self.vlm.summarize.remote(timeline, options.mode)
-            except OutputError as exc:  # the answer was unusable; the chunks still stand
-                logger.warning("video %s: no summary: %s", video_id, exc)
-        stats = AnalysisStats.from_results(results, summary_s=time.perf_counter() - started, **timings)
-        return VideoAnalysis(
+        summary = await summarize(self.vlm, video_id, timeline, options)
+        return assemble(
             video_id=video_id,
-            video=info,
-            request=options,
+            info=info,
+            options=options,
             model=await self.vlm.model_id.remote(),
-            chunks=results,
+            results=results,
             timeline=timeline,
             summary=summary,
-            stats=stats,
+            timings={**timings, "summary_s": time.perf_counter() - started},
         )
