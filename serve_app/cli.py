@@ -1,4 +1,4 @@
-"""The `reelserve` command: analyze, serve, demo, make-tiny-model, fix-cpu-install."""
+"""The `reelserve` command: analyze, serve, archive, demo, k8s, make-tiny-model, fix-cpu-install."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from serve_app.kube import k8s_app
 from serve_app.schemas import AnalyzeOptions, VideoAnalysis
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app.add_typer(k8s_app, name="k8s")
 console = Console(stderr=True)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -165,6 +167,25 @@ def demo(
         aggregate=True,
         verbose=False,
     )
+
+
+@app.command()
+def archive(
+    input_spec: Annotated[str, typer.Argument(metavar="IN", help="Folder, glob, URI or manifest (.csv/.jsonl).")],
+    output: Annotated[str, typer.Argument(metavar="OUT", help="Output folder or URI.")],
+    mode: Annotated[str, typer.Option(help="Analysis mode (a manifest may set it per video).")] = "describe",
+    prompt: Annotated[str | None, typer.Option(help="Instruction (custom mode) or focus hint.")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address; default: a new local cluster.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Analyze a whole archive with Ray Data (resumable); see data_jobs/archive.py."""
+    from data_jobs.archive import main as archive_main
+
+    argv = ["--input", input_spec, "--output", output, "--mode", mode]
+    argv += ["--prompt", prompt] if prompt else []
+    argv += ["--address", address] if address else []
+    argv += ["--config", str(config)] if config else []
+    archive_main(argv)
 
 
 @app.command("make-tiny-model")

@@ -160,12 +160,36 @@ class ServeSettings(BaseModel):
     )
 
 
+class DataSettings(BaseModel):
+    """The bulk archive job (Ray Data): per-stage resources and concurrency."""
+
+    probe_num_cpus: float = Field(default=0.25, gt=0, description="Ray CPUs per probe/plan task (mostly I/O).")
+    decode_num_cpus: float = Field(
+        default=0.5, gt=0, description="Ray CPUs per chunk decode task; fractional so decode never starves Serve."
+    )
+    infer_actors: int = Field(default=1, ge=1, description="Actors that send chunks to the VLM deployment.")
+    infer_batch_size: int = Field(
+        default=8, ge=1, description="Chunks an actor keeps in flight at once; vLLM batches them together."
+    )
+    infer_num_cpus: float = Field(default=0.1, gt=0, description="Ray CPUs per infer actor (it only waits).")
+    wait_for_actors_s: float = Field(
+        default=600, gt=0, description="Fail instead of waiting forever when actors cannot be scheduled."
+    )
+    job_app_name: str = Field(
+        default="reelserve-archive",
+        description="Serve app the job deploys (VLM only) when no reelserve app is running; removed at the end.",
+    )
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="REELSERVE_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="REELSERVE_", env_nested_delimiter="__", env_parse_none_str="null", extra="forbid"
+    )
 
     video: VideoSettings = Field(default_factory=VideoSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    data: DataSettings = Field(default_factory=DataSettings)
     app_name: str = Field(default="reelserve", description="Serve application name.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -1,0 +1,23 @@
+"""Decode stage: a chunk row → the same row with its sampled frames (pickled) attached."""
+
+from __future__ import annotations
+
+import pickle
+from typing import Any
+
+from serve_app.errors import ReelserveError
+from serve_app.schemas import ChunkPlan
+from serve_app.video import decode_chunk
+
+
+def decode_row(item: dict[str, Any], *, threads: int = 0) -> dict[str, Any]:
+    """`map` UDF (a CPU task). Input columns: kind, local_path, plan_json."""
+    if item["kind"] != "chunk":
+        return item
+    plan = ChunkPlan.model_validate_json(item["plan_json"])
+    try:
+        sampled = decode_chunk(item["local_path"], plan, threads)
+    except ReelserveError as exc:  # one bad chunk is reported in its result, not fatal
+        return {**item, "error": f"decode failed: {exc.detail}"}
+    # Pickle (protocol 5) keeps the uint8 frames compact and shape-agnostic in Arrow blocks.
+    return {**item, "payload": pickle.dumps(sampled, protocol=5)}

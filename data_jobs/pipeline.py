@@ -1,0 +1,39 @@
+"""build_pipeline: list → probe/plan → decode (CPU tasks) → infer (VLM deployment). Assembly only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+from ray.data import ActorPoolStrategy, DataContext, Dataset
+
+from data_jobs.decode_stage import decode_row
+from data_jobs.infer_stage import InferStage
+from data_jobs.inputs import VideoInput
+from data_jobs.probe_stage import probe_row
+from serve_app.config import Settings
+
+
+def build_pipeline(
+    inputs: list[VideoInput], settings: Settings, options: dict[str, Any], output: str, vlm_app: str
+) -> Dataset:
+    data = settings.data
+    # Never wait silently for actors that cannot be scheduled (the 2-CPU deadlock in the Ray notes).
+    DataContext.get_current().wait_for_min_actors_s = data.wait_for_actors_s
+    items = [{"uri": i.uri, "mode": i.mode, "prompt": i.prompt} for i in inputs]
+    # One block per video, so probing and chunk expansion spread over the cluster.
+    ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
+    ds = ds.flat_map(
+        probe_row,
+        fn_kwargs={"video": settings.video, "options": options, "output": output},
+        num_cpus=data.probe_num_cpus,
+    )
+    ds = ds.map(decode_row, fn_kwargs={"threads": settings.video.decode_threads}, num_cpus=data.decode_num_cpus)
+    return ds.map_batches(
+        InferStage,
+        fn_constructor_args=(vlm_app, settings.model.max_tokens),
+        batch_size=data.infer_batch_size,
+        batch_format="pandas",
+        compute=ActorPoolStrategy(size=data.infer_actors),
+        num_cpus=data.infer_num_cpus,
+    )

@@ -1,0 +1,32 @@
+"""The row contract between the archive stages (one fixed set of columns, so Arrow blocks line up).
+
+kind = "chunk":   one chunk of a video to decode and infer
+kind = "failed":  a video that could not be probed or planned (error says why)
+kind = "skipped": a video already complete in OUT (same content and options)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+COLUMNS: dict[str, str] = {
+    "kind": "chunk | failed | skipped",
+    "uri": "the input as listed",
+    "local_path": "a node-local path PyAV can open",
+    "video_id": "content hash + options hash (the output file names)",
+    "sha256": "content hash of the file",
+    "n_chunks": "chunks planned for this video (0 for failed/skipped)",
+    "info_json": "VideoInfo",
+    "options_json": "AnalyzeOptions for this video",
+    "plan_json": "ChunkPlan of this chunk",
+    "payload": "pickled SampledChunk (decode -> infer), then None",
+    "result_json": "ChunkResult (after infer)",
+    "error": "why the video failed",
+}
+
+
+def row(**values: Any) -> dict[str, Any]:
+    unknown = set(values) - set(COLUMNS)
+    if unknown:
+        raise KeyError(f"unknown archive row columns {sorted(unknown)}; known: {sorted(COLUMNS)}")
+    return {name: values.get(name) for name in COLUMNS}

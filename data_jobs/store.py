@@ -1,0 +1,159 @@
+"""The archive job's output layout under OUT (any pyarrow/fsspec filesystem), written atomically.
+
+    OUT/videos/<video-id>.parquet     one row per video (written last: the completion marker)
+    OUT/chunks/<video-id>.parquet     one row per chunk
+    OUT/analyses/<video-id>.json      the same `VideoAnalysis` the HTTP API returns
+    OUT/report.json                   the run's report
+
+`<video-id>` is the video's identity: its content hash plus a hash of the
+analysis options, so a re-run with the same options finds finished work, and
+a file rewritten under the same name replaces (never duplicates) rows. Local
+writes go to a temporary name and are renamed; object stores publish an
+object only when its upload completes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from data_jobs.inputs import resolve
+from serve_app.schemas import VideoAnalysis
+
+VIDEO_SCHEMA = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("path", pa.string()),
+        ("sha256", pa.string()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+        ("mode", pa.string()),
+        ("duration_s", pa.float64()),
+        ("chunk_count", pa.int32()),
+        ("chunks_failed", pa.int32()),
+        ("summary_json", pa.string()),
+        ("stats_json", pa.string()),
+        ("model", pa.string()),
+        ("options_json", pa.string()),
+        ("finished_at", pa.string()),
+    ]
+)
+
+CHUNK_SCHEMA = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("index", pa.int32()),
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("frame_times_s", pa.list_(pa.float64())),
+        ("mode", pa.string()),
+        ("result_json", pa.string()),
+        ("text", pa.string()),
+        ("prompt_tokens", pa.int64()),
+        ("visual_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("infer_s", pa.float64()),
+        ("decode_s", pa.float64()),
+        ("error", pa.string()),
+    ]
+)
+
+
+def video_id(sha256: str, options_key: str) -> str:
+    return f"{sha256[:16]}-{hashlib.sha256(options_key.encode()).hexdigest()[:8]}"
+
+
+class ArchiveStore:
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.fs, self.root = resolve(uri)
+        self._local = isinstance(self.fs, pafs.LocalFileSystem)
+        for sub in ("videos", "chunks", "analyses"):
+            self.fs.create_dir(f"{self.root}/{sub}", recursive=True)
+
+    def _path(self, kind: str, vid: str) -> str:
+        suffix = "json" if kind == "analyses" else "parquet"
+        return f"{self.root}/{kind}/{vid}.{suffix}"
+
+    def _exists(self, path: str) -> bool:
+        return self.fs.get_file_info(path).type == pafs.FileType.File
+
+    def _publish(self, path: str, write: Any) -> None:
+        target = f"{path}.tmp-{uuid.uuid4().hex}" if self._local else path
+        with self.fs.open_output_stream(target) as out:
+            write(out)
+        if self._local:
+            self.fs.move(target, path)
+
+    def is_complete(self, vid: str) -> bool:
+        """Finished and intact: the video row says ok and its analysis is there."""
+        if not (self._exists(self._path("videos", vid)) and self._exists(self._path("analyses", vid))):
+            return False
+        rows = pq.read_table(self._path("videos", vid), filesystem=self.fs).to_pylist()
+        return bool(rows) and rows[0]["status"] == "ok"
+
+    def write_success(self, path: str, analysis: VideoAnalysis) -> None:
+        vid = analysis.video_id
+        chunks = [
+            {
+                "video_id": vid,
+                "index": c.index,
+                "start_s": c.start_s,
+                "end_s": c.end_s,
+                "frame_times_s": c.frame_times_s,
+                "mode": c.mode,
+                "result_json": json.dumps(c.output) if c.output is not None else None,
+                "text": c.text,
+                "prompt_tokens": c.prompt_tokens,
+                "visual_tokens": c.visual_tokens,
+                "completion_tokens": c.completion_tokens,
+                "infer_s": c.infer_s,
+                "decode_s": c.decode.decode_s if c.decode else 0.0,
+                "error": c.error,
+            }
+            for c in analysis.chunks
+        ]
+        self._write_table(self._path("chunks", vid), chunks, CHUNK_SCHEMA)
+        payload = analysis.model_dump_json(indent=2).encode()
+        self._publish(self._path("analyses", vid), lambda out: out.write(payload))
+        self._write_video_row(
+            vid,
+            path=path,
+            sha256=analysis.video.sha256,
+            status="ok",
+            error=None,
+            mode=analysis.request.mode,
+            duration_s=analysis.video.duration_s,
+            chunk_count=len(analysis.chunks),
+            chunks_failed=analysis.stats.chunks_failed,
+            summary_json=analysis.summary.model_dump_json() if analysis.summary else None,
+            stats_json=analysis.stats.model_dump_json(),
+            model=analysis.model,
+            options_json=analysis.request.model_dump_json(),
+        )
+
+    def write_failure(self, vid: str, path: str, sha256: str | None, mode: str, error: str) -> None:
+        stale = self._path("analyses", vid)
+        if self._exists(stale):  # a failed redo must not leave an old analysis looking current
+            self.fs.delete_file(stale)
+        self._write_video_row(vid, path=path, sha256=sha256, status="failed", error=error, mode=mode)
+
+    def _write_video_row(self, vid: str, **fields: Any) -> None:
+        row = {name: None for name in VIDEO_SCHEMA.names}
+        row.update(fields, video_id=vid, finished_at=datetime.now(UTC).isoformat())
+        self._write_table(self._path("videos", vid), [row], VIDEO_SCHEMA)
+
+    def _write_table(self, path: str, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
+        table = pa.Table.from_pylist(rows, schema=schema)
+        self._publish(path, lambda out: pq.write_table(table, out))
+
+    def write_report(self, report: dict[str, Any]) -> None:
+        payload = json.dumps(report, indent=2).encode()
+        self._publish(f"{self.root}/report.json", lambda out: out.write(payload))
