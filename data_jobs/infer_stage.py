@@ -8,7 +8,6 @@ a bad answer is a per-chunk error in the result.
 from __future__ import annotations
 
 import pickle
-from typing import Any
 
 import pandas as pd
 from ray import serve

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
+from serve_app.storage import resolve, to_uri
+
 MANIFEST_SUFFIXES = (".csv", ".jsonl")
 
 
@@ -24,25 +26,6 @@ class VideoInput:
     uri: str
     mode: str | None = None
     prompt: str | None = None
-
-
-def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow filesystem and path for a local path or any URI pyarrow/fsspec knows."""
-    if "://" not in uri:
-        return pafs.LocalFileSystem(), str(Path(uri).expanduser().resolve())
-    try:
-        return pafs.FileSystem.from_uri(uri)
-    except pafs.ArrowInvalid:
-        import fsspec  # gs://, az://, http(s):// ... through fsspec when pyarrow has no native support
-
-        fs, path = fsspec.core.url_to_fs(uri)
-        return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
-
-
-def to_uri(fs: pafs.FileSystem, path: str) -> str:
-    if isinstance(fs, pafs.LocalFileSystem):
-        return path
-    return f"{fs.type_name}://{path}"
 
 
 def list_inputs(spec: str) -> list[VideoInput]:

@@ -4,38 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
-from data_jobs.inputs import resolve
 from data_jobs.rows import row
 from data_jobs.store import ArchiveStore, video_id
 from serve_app.config import VideoSettings
 from serve_app.errors import ReelserveError
 from serve_app.schemas import AnalyzeOptions, ChunkingOptions
+from serve_app.storage import local_path
 from serve_app.video import plan_chunks, probe
 
 logger = logging.getLogger(__name__)
-
-CACHE_DIR = Path(tempfile.gettempdir()) / "reelserve-archive-cache"
-
-
-def local_copy(uri: str) -> str:
-    """A path PyAV can open: local files as they are, remote objects cached on this node."""
-    if "://" not in uri or uri.startswith("file://"):
-        return uri.removeprefix("file://")
-    target = CACHE_DIR / hashlib.sha256(uri.encode()).hexdigest()
-    if not target.exists():
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        fs, path = resolve(uri)
-        partial = target.with_suffix(".part")
-        with fs.open_input_stream(path) as src, partial.open("wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        partial.rename(target)
-    return str(target)
-
 
 def file_sha256(path: str) -> str:
     digest = hashlib.sha256()
@@ -60,7 +39,7 @@ def probe_row(item: dict[str, Any], *, video: VideoSettings, options: dict[str, 
     overrides = {k: item[k] for k in ("mode", "prompt") if item.get(k)}
     try:
         analyze = AnalyzeOptions.model_validate({**options, **overrides})
-        path = local_copy(uri)
+        path = local_path(uri)
         sha = file_sha256(path)
     except (ValueError, OSError) as exc:  # bad per-video options, unreadable input
         return [row(kind="failed", uri=uri, video_id=video_id(uri, "unreadable"), error=str(exc)[:2000])]

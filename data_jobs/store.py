@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from data_jobs.inputs import resolve
 from serve_app.schemas import VideoAnalysis
+from serve_app.storage import FileStore
 
 VIDEO_SCHEMA = pa.schema(
     [
@@ -73,30 +71,17 @@ def video_id(sha256: str, options_key: str) -> str:
 class ArchiveStore:
     def __init__(self, uri: str) -> None:
         self.uri = uri
-        self.fs, self.root = resolve(uri)
-        self._local = isinstance(self.fs, pafs.LocalFileSystem)
-        for sub in ("videos", "chunks", "analyses"):
-            self.fs.create_dir(f"{self.root}/{sub}", recursive=True)
+        self.files = FileStore(uri)
 
-    def _path(self, kind: str, vid: str) -> str:
-        suffix = "json" if kind == "analyses" else "parquet"
-        return f"{self.root}/{kind}/{vid}.{suffix}"
-
-    def _exists(self, path: str) -> bool:
-        return self.fs.get_file_info(path).type == pafs.FileType.File
-
-    def _publish(self, path: str, write: Any) -> None:
-        target = f"{path}.tmp-{uuid.uuid4().hex}" if self._local else path
-        with self.fs.open_output_stream(target) as out:
-            write(out)
-        if self._local:
-            self.fs.move(target, path)
+    @staticmethod
+    def _key(kind: str, vid: str) -> str:
+        return f"{kind}/{vid}.{'json' if kind == 'analyses' else 'parquet'}"
 
     def is_complete(self, vid: str) -> bool:
         """Finished and intact: the video row says ok and its analysis is there."""
-        if not (self._exists(self._path("videos", vid)) and self._exists(self._path("analyses", vid))):
+        if not (self.files.exists(self._key("videos", vid)) and self.files.exists(self._key("analyses", vid))):
             return False
-        rows = pq.read_table(self._path("videos", vid), filesystem=self.fs).to_pylist()
+        rows = pq.read_table(self.files.path(self._key("videos", vid)), filesystem=self.files.fs).to_pylist()
         return bool(rows) and rows[0]["status"] == "ok"
 
     def write_success(self, path: str, analysis: VideoAnalysis) -> None:
@@ -120,9 +105,8 @@ class ArchiveStore:
             }
             for c in analysis.chunks
         ]
-        self._write_table(self._path("chunks", vid), chunks, CHUNK_SCHEMA)
-        payload = analysis.model_dump_json(indent=2).encode()
-        self._publish(self._path("analyses", vid), lambda out: out.write(payload))
+        self._write_table(self._key("chunks", vid), chunks, CHUNK_SCHEMA)
+        self.files.write_bytes(self._key("analyses", vid), analysis.model_dump_json(indent=2).encode())
         self._write_video_row(
             vid,
             path=path,
@@ -140,20 +124,18 @@ class ArchiveStore:
         )
 
     def write_failure(self, vid: str, path: str, sha256: str | None, mode: str, error: str) -> None:
-        stale = self._path("analyses", vid)
-        if self._exists(stale):  # a failed redo must not leave an old analysis looking current
-            self.fs.delete_file(stale)
+        # A failed redo must not leave an old analysis looking current.
+        self.files.delete(self._key("analyses", vid))
         self._write_video_row(vid, path=path, sha256=sha256, status="failed", error=error, mode=mode)
 
     def _write_video_row(self, vid: str, **fields: Any) -> None:
         row = {name: None for name in VIDEO_SCHEMA.names}
         row.update(fields, video_id=vid, finished_at=datetime.now(UTC).isoformat())
-        self._write_table(self._path("videos", vid), [row], VIDEO_SCHEMA)
+        self._write_table(self._key("videos", vid), [row], VIDEO_SCHEMA)
 
-    def _write_table(self, path: str, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
+    def _write_table(self, key: str, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
         table = pa.Table.from_pylist(rows, schema=schema)
-        self._publish(path, lambda out: pq.write_table(table, out))
+        self.files.publish(key, lambda out: pq.write_table(table, out))
 
     def write_report(self, report: dict[str, Any]) -> None:
-        payload = json.dumps(report, indent=2).encode()
-        self._publish(f"{self.root}/report.json", lambda out: out.write(payload))
+        self.files.write_bytes("report.json", json.dumps(report, indent=2).encode())

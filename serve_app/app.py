@@ -1,7 +1,8 @@
 """build_app(args): the Serve composition graph, as `serve_config.yaml` names it.
 
     Ingress ──► Chunker (CPU, autoscaling) ──► VLM (vLLM Qwen3-VL, autoscaling)
-       └──────► Aggregator ───────────────────► VLM (summary call)
+       ├──────► Aggregator ───────────────────► VLM (summary call)
+       └──────► JobRunner (async jobs: the same Chunker → VLM → Aggregator path, durable)
 
 Settings are read once, here, and each deployment gets its section; the
 deployment options (resources, concurrency, autoscaling) come from
@@ -14,10 +15,11 @@ from typing import Any
 
 from ray.serve import Application
 
-from serve_app.config import Settings, load_settings
+from serve_app.config import Settings, job_store_uri, load_settings
 from serve_app.deployments.aggregator import Aggregator
 from serve_app.deployments.chunker import Chunker
 from serve_app.deployments.ingress import Ingress
+from serve_app.deployments.runner import JobRunner
 from serve_app.deployments.vlm import VLM
 
 
@@ -26,7 +28,8 @@ def build_graph(settings: Settings) -> Application:
     vlm = VLM.options(**serve.vlm.to_options()).bind(settings.model, settings.video.token_budget)
     chunker = Chunker.options(**serve.chunker.to_options()).bind(settings.video)
     aggregator = Aggregator.options(**serve.aggregator.to_options()).bind(vlm)
-    return Ingress.options(**serve.ingress.to_options()).bind(chunker, vlm, aggregator, settings)
+    runner = JobRunner.bind(chunker, vlm, aggregator, job_store_uri(settings), settings.jobs, settings.model.max_tokens)
+    return Ingress.options(**serve.ingress.to_options()).bind(chunker, vlm, aggregator, runner, settings)
 
 
 def build_app(args: dict[str, Any]) -> Application:

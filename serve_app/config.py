@@ -160,6 +160,33 @@ class ServeSettings(BaseModel):
     )
 
 
+class JobSettings(BaseModel):
+    """Async jobs (`/v1/jobs`): the durable store, concurrency, retries and retention."""
+
+    store_uri: str | None = Field(
+        default=None,
+        description="Where media, job records and results live (a folder or s3://, gs://, ... URI shared by "
+        "all replicas). None: `<serve.store_dir>/jobs-store` on this machine.",
+    )
+    max_running: int = Field(default=2, ge=1, description="Jobs processed at once; the rest wait durably, queued.")
+    max_queued: int = Field(default=100, ge=0, description="Queued jobs beyond which submission gets 503.")
+    max_chunks_in_flight: int = Field(
+        default=8, ge=1, description="Chunks of one job sent at once; enough to keep vLLM's batch full."
+    )
+    chunk_timeout_s: float = Field(default=600, gt=0, description="Longest one chunk's decode + inference may take.")
+    retry_deadline_s: float = Field(
+        default=240,
+        gt=0,
+        description="How long a failing chunk keeps being retried; covers a replaced engine starting up.",
+    )
+    retry_backoff_s: float = Field(default=1.0, gt=0, description="First retry delay; doubles up to 15 s.")
+    fail_ratio: float = Field(
+        default=0.5, gt=0, le=1, description="The job fails when more than this fraction of its chunks failed."
+    )
+    retention_s: float = Field(default=7 * 86400, gt=0, description="Finished jobs are deleted after this long.")
+    events_poll_s: float = Field(default=0.5, gt=0, description="How often the event stream looks for news.")
+
+
 class DataSettings(BaseModel):
     """The bulk archive job (Ray Data): per-stage resources and concurrency."""
 
@@ -190,6 +217,7 @@ class Settings(BaseSettings):
     model: ModelSettings = Field(default_factory=ModelSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     data: DataSettings = Field(default_factory=DataSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
     app_name: str = Field(default="reelserve", description="Serve application name.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -217,6 +245,10 @@ class Settings(BaseSettings):
         if self.video.overlap_s >= self.video.chunk_s / 2:
             raise ValueError("video.overlap_s must be less than half of video.chunk_s")
         return self
+
+
+def job_store_uri(settings: Settings) -> str:
+    return settings.jobs.store_uri or str(settings.serve.store_dir / "jobs-store")
 
 
 def load_settings(args: dict[str, Any] | None = None) -> Settings:

@@ -11,6 +11,9 @@
     │   └── VideoTooLong              422  video-too-long
     ├── UnsupportedCodec              415  unsupported-codec
     ├── InvalidOptions                422  invalid-options
+    ├── JobNotFound                   404  job-not-found
+    ├── JobConflict                   409  job-conflict       (no result yet, already finished)
+    ├── Overloaded                    503  overloaded         (job queue full)
     └── EngineUnavailable             503  engine-unavailable
 
 PyAV, httpx and vLLM errors are translated into these at the boundary
@@ -74,6 +77,18 @@ class UnsupportedCodec(ReelserveError):
 
 class InvalidOptions(ReelserveError):
     status, type, title = 422, "invalid-options", "Invalid analysis options"
+
+
+class JobNotFound(ReelserveError):
+    status, type, title = 404, "job-not-found", "No such job"
+
+
+class JobConflict(ReelserveError):
+    status, type, title = 409, "job-conflict", "Job is not in the right state"
+
+
+class Overloaded(ReelserveError):
+    status, type, title = 503, "overloaded", "Service overloaded"
 
 
 class EngineUnavailable(ReelserveError):

@@ -255,3 +255,48 @@ class Problem(BaseModel):
     detail: str
     instance: str | None = None
     errors: list[dict[str, Any]] | None = None
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+TERMINAL_JOB_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class JobProgress(BaseModel):
+    chunks_total: int = Field(default=0, ge=0)
+    chunks_done: int = Field(default=0, ge=0, description="Finished chunks, failed ones included.")
+    chunks_failed: int = Field(default=0, ge=0)
+    video_s_total: float = Field(default=0.0, ge=0)
+    video_s_done: float = Field(default=0.0, ge=0, description="Seconds of video whose chunks are finished.")
+    eta_s: float | None = Field(default=None, ge=0, description="Estimated seconds until the job finishes.")
+
+
+class Job(BaseModel):
+    """A durable analysis job (`/v1/jobs`)."""
+
+    id: str
+    status: JobStatus
+    created_at: float = Field(description="Unix time.")
+    updated_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    request: AnalyzeOptions
+    source: str = Field(description="Uploaded file name or the fetched URL.")
+    video: VideoInfo | None = None
+    progress: JobProgress = Field(default_factory=JobProgress)
+    error: str | None = None
+    attempts: int = Field(default=0, ge=0, description="Times a runner started (or resumed) this job.")
+    links: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_JOB_STATUSES
+
+
+class JobList(BaseModel):
+    jobs: list[Job]
+
+
+class StoredChunk(BaseModel):
+    """A finished chunk as kept in the job store; `epoch` names the runner incarnation that inferred it."""
+
+    epoch: str
+    result: ChunkResult

@@ -15,9 +15,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 from ray import serve
 from ray.serve.exceptions import BackPressureError
@@ -26,23 +26,35 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serve_app.analysis import check_custom_schema
-from serve_app.config import Settings
+from serve_app.config import Settings, job_store_uri
 from serve_app.errors import (
     PROBLEM_BASE,
     BadRequest,
     EmptyUpload,
     EngineUnavailable,
     InvalidOptions,
+    JobConflict,
+    JobNotFound,
+    Overloaded,
     PayloadTooLarge,
     ReelserveError,
 )
 from serve_app.fetch import fetch_url
-from serve_app.schemas import AnalyzeOptions, AnalyzeUrlRequest, ChunkTask, Problem, VideoAnalysis
+from serve_app.jobs import JobStore, new_job_id
+from serve_app.schemas import (
+    AnalyzeOptions,
+    AnalyzeUrlRequest,
+    ChunkTask,
+    Job,
+    JobList,
+    Problem,
+    VideoAnalysis,
+)
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
-_FORM_FIELDS = ("mode", "prompt", "schema", "fps", "chunk_s", "overlap_s", "max_tokens", "aggregate")
+_FORM_FIELDS = ("mode", "prompt", "schema", "fps", "sampling", "chunk_s", "overlap_s", "max_tokens", "aggregate")
 
 api = FastAPI(
     title="reelserve",
@@ -157,19 +169,37 @@ async def _copy_limited(upload: UploadFile, dest: Path, limit: int) -> int:
     return size
 
 
+def sse(event: str, data: str, event_id: str | None = None) -> bytes:
+    """One Server-Sent Event (data is one line of JSON)."""
+    head = f"id: {event_id}\n" if event_id else ""
+    return f"{head}event: {event}\ndata: {data}\n\n".encode()
+
+
+def _links(job_id: str) -> dict[str, str]:
+    base = f"/v1/jobs/{job_id}"
+    return {"self": base, "result": f"{base}/result", "events": f"{base}/events"}
+
+
 # Helpers above are defined before the class: Serve serializes the class when decorated.
 @serve.deployment(name="Ingress")
 @serve.ingress(api)
 class Ingress:
     def __init__(
-        self, chunker: DeploymentHandle, vlm: DeploymentHandle, aggregator: DeploymentHandle, settings: Settings
+        self,
+        chunker: DeploymentHandle,
+        vlm: DeploymentHandle,
+        aggregator: DeploymentHandle,
+        runner: DeploymentHandle,
+        settings: Settings,
     ) -> None:
         self.chunker = chunker
         self.vlm = vlm
         self.aggregator = aggregator
+        self.runner = runner
         self.settings = settings
         self.media_dir = settings.serve.store_dir / "media"
         self.media_dir.mkdir(parents=True, exist_ok=True)
+        self.jobs = JobStore(job_store_uri(settings))
 
     @api.get("/healthz", summary="Liveness: the HTTP ingress answers")
     async def healthz(self) -> dict[str, str]:
@@ -257,3 +287,125 @@ class Ingress:
         )
         analysis.stats.wall_s = time.perf_counter() - started
         return analysis
+
+    # -- async jobs ------------------------------------------------------------
+    @api.post(
+        "/v1/jobs",
+        status_code=202,
+        summary="Submit an analysis job (same inputs as /v1/analyze); returns at once",
+        response_model=Job,
+        responses=_PROBLEM_RESPONSES,
+        openapi_extra=_ANALYZE_BODY,
+    )
+    async def submit_job(
+        self, request: Request, idempotency_key: str | None = Header(default=None, max_length=200)
+    ) -> JSONResponse:
+        if idempotency_key and (existing := self.jobs.job_for_key(idempotency_key)):
+            job = self.jobs.get(existing)
+            if job is not None:
+                return JSONResponse(
+                    job.model_dump(mode="json"), status_code=200, headers={"Location": job.links["self"]}
+                )
+        queued = sum(1 for j in self.jobs.list(limit=self.settings.jobs.max_queued + 100) if j.status == "queued")
+        if queued >= self.settings.jobs.max_queued:
+            raise Overloaded(f"{queued} jobs are already queued; retry later")
+        path = self.media_dir / uuid.uuid4().hex
+        try:
+            options = await self._receive(request, path)
+            info, plans = await self.chunker.plan.remote(str(path), options)
+            job_id = new_job_id()
+            self.jobs.put_media(job_id, path)
+        finally:
+            path.unlink(missing_ok=True)
+        self.jobs.save_plan(job_id, info, plans)
+        now = time.time()
+        source = "url" if request.headers.get("content-type", "").startswith("application/json") else "upload"
+        job = self.jobs.save(
+            Job(
+                id=job_id,
+                status="queued",
+                created_at=now,
+                updated_at=now,
+                request=options,
+                source=source,
+                video=info,
+                links=_links(job_id),
+            )
+        )
+        if idempotency_key:
+            self.jobs.remember_key(idempotency_key, job_id)
+        self.runner.wake.remote()
+        logger.info("job %s queued: %.1fs of video, %d chunks", job_id, info.duration_s, len(plans))
+        return JSONResponse(job.model_dump(mode="json"), status_code=202, headers={"Location": job.links["self"]})
+
+    @api.get("/v1/jobs", summary="Recent jobs, newest first", response_model=JobList)
+    async def list_jobs(self, limit: int = Query(default=50, ge=1, le=500)) -> JobList:
+        return JobList(jobs=self.jobs.list(limit))
+
+    def _job(self, job_id: str) -> Job:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise JobNotFound(f"no job {job_id[:64]!r}")
+        return job
+
+    @api.get(
+        "/v1/jobs/{job_id}", summary="A job's status and progress", response_model=Job, responses=_PROBLEM_RESPONSES
+    )
+    async def get_job(self, job_id: str) -> Job:
+        return self._job(job_id)
+
+    @api.get(
+        "/v1/jobs/{job_id}/result",
+        summary="The finished job's analysis",
+        response_model=VideoAnalysis,
+        responses=_PROBLEM_RESPONSES,
+    )
+    async def job_result(self, job_id: str) -> VideoAnalysis:
+        job = self._job(job_id)
+        result = self.jobs.load_result(job_id) if job.status == "succeeded" else None
+        if result is None:
+            raise JobConflict(f"job {job_id} is {job.status}" + (f": {job.error}" if job.error else ""))
+        return result
+
+    @api.delete("/v1/jobs/{job_id}", summary="Cancel a job", response_model=Job, responses=_PROBLEM_RESPONSES)
+    async def cancel_job(self, job_id: str) -> Job:
+        job = self._job(job_id)
+        if job.terminal:
+            raise JobConflict(f"job {job_id} is already {job.status}")
+        return await self.runner.cancel.remote(job_id)
+
+    @api.get(
+        "/v1/jobs/{job_id}/events",
+        summary="Server-Sent Events: `chunk` per finished chunk, `progress`, then `result` (or `end`)",
+        responses={200: {"content": {"text/event-stream": {}}}, **_PROBLEM_RESPONSES},
+    )
+    async def job_events(self, job_id: str) -> StreamingResponse:
+        self._job(job_id)
+        return StreamingResponse(
+            self._events(job_id),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    async def _events(self, job_id: str):
+        """Polls the durable store, so the stream survives runner restarts."""
+        sent: set[str] = set()
+        last_progress = None
+        while True:
+            job = self.jobs.get(job_id)
+            for key in self.jobs.chunk_keys(job_id):
+                if key not in sent:
+                    stored = self.jobs.load_chunk(key)
+                    sent.add(key)
+                    yield sse("chunk", stored.result.model_dump_json(), f"chunk-{stored.result.index}")
+            if job.progress != last_progress:
+                last_progress = job.progress
+                yield sse("progress", job.model_dump_json(include={"id", "status", "progress"}))
+            if job.terminal:
+                result = self.jobs.load_result(job_id) if job.status == "succeeded" else None
+                if result is not None:
+                    yield sse("result", result.model_dump_json(), "result")
+                else:
+                    yield sse("end", job.model_dump_json(include={"id", "status", "error"}), "end")
+                return
+            await asyncio.sleep(self.settings.jobs.events_poll_s)
