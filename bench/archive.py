@@ -57,7 +57,8 @@ def main() -> None:
     try:
         videos = build_corpus(workdir / "in", args.minutes)
         cfg = ServeConfig.load(None)
-        settings = cfg.settings({"serve": {"store_dir": str(workdir / "store")}})
+        # A local benchmark on 127.0.0.1: no API key, explicitly.
+        settings = cfg.settings({"serve": {"store_dir": str(workdir / "store")}, "security": {"auth": "disabled"}})
         video_s = sum(probe(v, settings.video).duration_s for v in videos)
         print(f"machine: {platform.machine()} {os.cpu_count()} cpus, python {platform.python_version()}")
         print(f"corpus: {len(videos)} videos, {video_s / 60:.1f} min of video, mode {args.mode}")

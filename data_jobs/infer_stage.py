@@ -15,12 +15,6 @@ from ray import serve
 from serve_app.schemas import AnalyzeOptions, ChunkPlan, ChunkResult, ChunkTask
 
 
-def failed_result(plan: ChunkPlan, mode: str, error: str) -> ChunkResult:
-    return ChunkResult(
-        index=plan.index, start_s=plan.start_s, end_s=plan.end_s, mode=mode, frame_times_s=[], error=error
-    )
-
-
 class InferStage:
     """`map_batches` UDF (actor). Input columns: kind, video_id, options_json, plan_json, payload, error."""
 
@@ -37,7 +31,7 @@ class InferStage:
             options = AnalyzeOptions.model_validate_json(item["options_json"])
             plan = ChunkPlan.model_validate_json(item["plan_json"])
             if item["payload"] is None:
-                results[i] = failed_result(plan, options.mode, item["error"] or "no frames").model_dump_json()
+                results[i] = ChunkResult.failed(plan, options.mode, item["error"] or "no frames").model_dump_json()
                 continue
             task = ChunkTask(
                 video_id=item["video_id"],

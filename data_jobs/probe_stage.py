@@ -16,6 +16,7 @@ from serve_app.video import plan_chunks, probe
 
 logger = logging.getLogger(__name__)
 
+
 def file_sha256(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -15,6 +15,7 @@ from typing import Any
 
 from ray.serve import Application
 
+from serve_app.auth import check_auth_configured
 from serve_app.config import Settings, job_store_uri, load_settings
 from serve_app.deployments.aggregator import Aggregator
 from serve_app.deployments.chunker import Chunker
@@ -24,6 +25,7 @@ from serve_app.deployments.vlm import VLM
 
 
 def build_graph(settings: Settings) -> Application:
+    check_auth_configured(settings.security)  # fail here, not after the engine loaded, if no key is set
     serve = settings.serve
     vlm = VLM.options(**serve.vlm.to_options()).bind(settings.model, settings.video.token_budget)
     chunker = Chunker.options(**serve.chunker.to_options()).bind(settings.video)

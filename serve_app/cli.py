@@ -60,25 +60,84 @@ def print_summary(analysis: VideoAnalysis, out: Path | None) -> None:
         print(f"full JSON  {out.resolve()}")
 
 
-def _run_analysis(source: str, options: AnalyzeOptions, server: str | None, config: Path | None) -> VideoAnalysis:
-    from serve_app import client
+EMBEDDED_OVERRIDES = {"security": {"auth": "disabled"}, "serve": {"host": "127.0.0.1"}}
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
+
+def _run_analysis(source: str, options: AnalyzeOptions, server: str | None, config: Path | None) -> VideoAnalysis:
     if server:
-        with console.status(f"analyzing {source} on {server} ..."):
-            return client.analyze(server, source, options)
+        return _analyze_on(server, source, options)
 
     from serve_app.local_stack import ServeConfig, local_stack
 
     cfg = ServeConfig.load(config)
-    settings = cfg.settings()
+    # The embedded stack lives for one analysis on 127.0.0.1: no key, explicitly (the environment can still
+    # require one; the client then sends REELSERVE_API_KEY).
+    settings = cfg.settings(EMBEDDED_OVERRIDES)
+    if settings.security.auth == "disabled" and settings.serve.host not in LOOPBACK_HOSTS:
+        raise typer.BadParameter(f"refusing to run without auth on {settings.serve.host}; bind 127.0.0.1")
+    console.log(f"auth: {settings.security.auth} on the embedded local stack ({settings.serve.host} only)")
     started = time.perf_counter()
     with console.status("starting local Ray + Serve app (loading the model) ...") as status:
         with local_stack(settings, port=settings.serve.port, app_name=cfg.app_name) as base_url:
             console.log(f"local stack up in {time.perf_counter() - started:.1f}s at {base_url}")
-            status.update(f"analyzing {source} ...")
-            analysis = client.analyze(base_url, source, options)
+            status.stop()
+            analysis = _analyze_on(base_url, source, options)
+            status.start()
             status.update("stopping local stack ...")
     return analysis
+
+
+def _is_long(source: str, options: AnalyzeOptions) -> bool:
+    """URLs and videos longer than two chunks go through a job (progress, streaming, survives restarts)."""
+    from serve_app import client
+    from serve_app.config import VideoSettings
+    from serve_app.errors import ReelserveError
+    from serve_app.video import probe
+
+    if client.is_url(source):
+        return True
+    try:
+        duration = probe(source, VideoSettings(max_upload_bytes=2**62, max_duration_s=1e9)).duration_s
+    except ReelserveError:
+        return False  # let the server say what is wrong with it
+    return duration > 2 * (options.chunk_s or VideoSettings().chunk_s)
+
+
+def _analyze_on(server: str, source: str, options: AnalyzeOptions) -> VideoAnalysis:
+    from serve_app import client
+
+    if not _is_long(source, options):
+        with console.status(f"analyzing {source} on {server} ..."):
+            return client.analyze(server, source, options)
+    return _analyze_as_job(server, source, options)
+
+
+def _analyze_as_job(server: str, source: str, options: AnalyzeOptions) -> VideoAnalysis:
+    """Submit a job and follow its event stream with a live progress bar and chunk lines."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from serve_app import client
+    from serve_app.schemas import ChunkResult
+
+    job = client.submit_job(server, source, options)
+    console.log(f"job {job.id} queued ({server}/v1/jobs/{job.id})")
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("chunks", total=None)
+        for event, data in client.job_events(server, job.id):
+            if event == "chunk":
+                chunk = ChunkResult.model_validate(data)
+                note = chunk.error or (chunk.text or "")[:70]
+                progress.console.log(f"chunk {chunk.index:4d} [{chunk.start_s:7.1f}-{chunk.end_s:7.1f}s] {note!r}")
+            elif event == "progress":
+                p = data["progress"]
+                progress.update(bar, total=p["chunks_total"] or None, completed=p["chunks_done"])
+            elif event == "result":
+                return VideoAnalysis.model_validate(data)
+            elif event == "end":
+                raise client.ApiError(409, {"title": f"job {data['status']}", "detail": data.get("error") or ""})
+    raise client.ApiError(502, {"title": "event stream ended early", "detail": f"job {job.id}"})
 
 
 @app.command()
@@ -132,6 +191,11 @@ def serve(config: ConfigOpt = None, verbose: Annotated[bool, typer.Option("-v", 
     settings = cfg.settings()
     with local_stack(settings, app_name=cfg.app_name) as url:
         console.log(f"reelserve is serving at {url} (docs at {url}/docs); Ctrl-C to stop")
+        console.log(
+            "auth: required (Authorization: Bearer <one of REELSERVE_API_KEYS>)"
+            if settings.security.auth == "required"
+            else "auth: DISABLED (security.auth: disabled) — for local development only"
+        )
         try:
             while True:
                 time.sleep(3600)
@@ -153,7 +217,6 @@ def demo(
         video = Path(tempfile.mkdtemp(prefix="reelserve-demo-")) / "sample-screen-share.mp4"
         console.log(f"{DEMO_VIDEO} not found; generating a sample screen share at {video}")
         write_sample_video(video)
-    console.log("auth: none — the local demo binds 127.0.0.1 only")
     analyze(
         str(video),
         mode=mode,

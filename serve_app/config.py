@@ -9,11 +9,15 @@ entry point, and each component gets its section.
 
 from __future__ import annotations
 
+import ipaddress
+import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from serve_app.schemas import SamplingStrategy
 
 DEFAULT_HOME = Path.home() / ".cache" / "reelserve"
 GPU_DEFAULT_MODEL = "Qwen/Qwen3-VL-8B-Instruct"
@@ -42,11 +46,50 @@ class VideoSettings(BaseModel):
         description="Largest frame sent to the model; 720p keeps screen text legible.",
     )
     min_frame_pixels: int = Field(
-        default=320 * 192,
+        default=1152 * 640,
         ge=32 * 32,
-        description="Below this the sampling rate is lowered instead of shrinking frames further.",
+        description=(
+            "Below this the sampling rate is lowered instead of shrinking frames further; 1152x640 keeps "
+            "screen text legible (smaller sources keep their own size)."
+        ),
     )
-    decode_threads: int = Field(default=0, ge=0, description="Decoder threads per chunk (0 = FFmpeg's choice).")
+    decode_threads: int = Field(
+        default=1,
+        ge=0,
+        description=(
+            "Decoder threads per chunk (0 = FFmpeg's choice). 1: chunks already decode in parallel, and "
+            "bench/decode.py measured one thread faster than FFmpeg's frame threads per chunk."
+        ),
+    )
+    sampling: SamplingStrategy = Field(
+        default="adaptive",
+        description=(
+            "'adaptive' keeps frames where the picture changes (screen shares: far fewer tokens, no missed "
+            "slide); 'uniform' samples at a fixed fps. bench/sampling.py compares them."
+        ),
+    )
+    adaptive_fps: float = Field(
+        default=2.0,
+        gt=0,
+        le=8,
+        description="Adaptive: rate candidates are drawn at; 2 fps sees changes shown for 0.5 s or more.",
+    )
+    floor_s: float = Field(
+        default=15.0,
+        gt=0,
+        description=(
+            "Adaptive: longest stretch without a kept frame, even on a static screen. bench/sampling.py: 15 s "
+            "costs ~8% fewer tokens than 10 s at the same recall; a static 20 s chunk gets one frame pair either way."
+        ),
+    )
+    change_threshold: float = Field(
+        default=12.0,
+        gt=0,
+        description=(
+            "Adaptive: mean grey-level difference (0-255) above which a tile (1/32 of the longer side) changed; "
+            "12 ignores codec noise and quality catch-up, text changes score 20+."
+        ),
+    )
 
 
 class ModelSettings(BaseModel):
@@ -102,6 +145,9 @@ class DeploymentSettings(BaseModel):
     memory_bytes: int | None = Field(default=None, ge=0, description="Ray memory reservation.")
     max_ongoing_requests: int = Field(default=8, ge=1)
     max_queued_requests: int = Field(default=64, description="-1 = unbounded (not recommended).")
+    retry_after_s: float = Field(
+        default=5, ge=0, description="Retry-After (seconds) on the 503 a full queue answers with."
+    )
     autoscaling: AutoscalingSettings = Field(default_factory=AutoscalingSettings)
     env_vars: dict[str, str] = Field(default_factory=dict)
 
@@ -116,6 +162,7 @@ class DeploymentSettings(BaseModel):
             "ray_actor_options": actor,
             "max_ongoing_requests": self.max_ongoing_requests,
             "max_queued_requests": self.max_queued_requests,
+            "backpressure_config": {"status_code": 503, "retry_after_s": self.retry_after_s},
             "autoscaling_config": self.autoscaling.model_dump(),
         }
 
@@ -208,6 +255,93 @@ class DataSettings(BaseModel):
     )
 
 
+class SecuritySettings(BaseModel):
+    """Who may call the API, what the server may fetch, and how big requests may be.
+
+    API keys come from `REELSERVE_API_KEYS` (comma-separated) and/or `api_keys_file`; never
+    write keys into serve_config.yaml.
+    """
+
+    auth: Literal["required", "disabled"] = Field(
+        default="required",
+        description=(
+            "'required': every API route needs `Authorization: Bearer <key>` (health checks and docs are "
+            "public), and the ingress refuses to start without keys. 'disabled' only for local development; "
+            "the embedded `reelserve demo`/`analyze` stack (127.0.0.1) runs with it."
+        ),
+    )
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated API keys. Set it with the REELSERVE_API_KEYS environment variable.",
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        description=(
+            "File with one API key per line ('#' comments and blank lines ignored), e.g. a mounted "
+            "Kubernetes Secret; read by the ingress replica when it starts. Adds to `api_keys`."
+        ),
+    )
+    url_allow_hosts: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Host names or host:port pairs (e.g. an internal media server) whose URLs may resolve to "
+            "loopback/private addresses. Everything else must resolve to public addresses only."
+        ),
+    )
+    url_resolver_overrides: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "host -> IP address used instead of DNS when fetching URLs, like /etc/hosts. For tests and "
+            "air-gapped setups; the address is still checked unless the host is in `url_allow_hosts`."
+        ),
+    )
+    url_max_redirects: int = Field(
+        default=5, ge=0, le=20, description="Redirects followed per URL; each target is checked again."
+    )
+    max_options_bytes: int = Field(
+        default=64 * 1024,
+        ge=16 * 1024,
+        description=(
+            "Largest JSON request body and largest multipart option field; a custom schema (16 KiB) and a "
+            "prompt (4000 chars) fit well below it."
+        ),
+    )
+    loopback_only_egress: bool = Field(
+        default=False,
+        description=(
+            "Safety net for tests and sandboxes: a process-wide guard in the ingress replica refuses every "
+            "connection or DNS lookup that could leave the machine (serve_app.netguard). Not for production."
+        ),
+    )
+
+    @field_validator("url_allow_hosts")
+    @classmethod
+    def _lower_hosts(cls, hosts: list[str]) -> list[str]:
+        return [h.strip().lower().rstrip(".") for h in hosts if h.strip()]
+
+    @field_validator("url_resolver_overrides")
+    @classmethod
+    def _ip_overrides(cls, overrides: dict[str, str]) -> dict[str, str]:
+        out = {}
+        for host, ip in overrides.items():
+            try:
+                out[host.strip().lower().rstrip(".")] = str(ipaddress.ip_address(ip.strip()))
+            except ValueError:
+                raise ValueError(f"url_resolver_overrides[{host!r}] = {ip!r} is not an IP address") from None
+        return out
+
+
+class _ApiKeysEnv(PydanticBaseSettingsSource):
+    """`REELSERVE_API_KEYS` (the documented name) -> `security.api_keys`."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # unused: __call__ is enough
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        keys = os.environ.get("REELSERVE_API_KEYS")
+        return {"security": {"api_keys": keys}} if keys else {}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="REELSERVE_", env_nested_delimiter="__", env_parse_none_str="null", extra="forbid"
@@ -217,6 +351,7 @@ class Settings(BaseSettings):
     model: ModelSettings = Field(default_factory=ModelSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
     data: DataSettings = Field(default_factory=DataSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
     app_name: str = Field(default="reelserve", description="Serve application name.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -232,7 +367,7 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Environment beats the config file so a deployment (GPU, k8s) is an
         # override, not an edit of serve_config.yaml.
-        return env_settings, init_settings, file_secret_settings
+        return env_settings, _ApiKeysEnv(settings_cls), init_settings, file_secret_settings
 
     @model_validator(mode="after")
     def _budget_fits_context(self) -> Settings:

@@ -3,7 +3,9 @@
     ReelserveError                    500  internal
     ├── BadRequest                    400  bad-request
     │   ├── EmptyUpload               400  empty-upload
-    │   └── UrlFetchFailed            400  url-fetch-failed
+    │   ├── UrlFetchFailed            400  url-fetch-failed   (network or HTTP failure)
+    │   └── UrlForbidden              400  url-forbidden      (scheme or address refused by policy)
+    ├── Unauthorized                  401  unauthorized       (missing or wrong API key)
     ├── PayloadTooLarge               413  payload-too-large
     ├── InvalidVideo                  422  invalid-video      (unreadable, corrupt, truncated)
     │   ├── NoVideoStream             422  no-video-stream    (e.g. audio-only)
@@ -49,6 +51,16 @@ class EmptyUpload(BadRequest):
 
 class UrlFetchFailed(BadRequest):
     type, title = "url-fetch-failed", "Could not fetch the video URL"
+
+
+class UrlForbidden(BadRequest):
+    """The URL's scheme, host or resolved address is not allowed (SSRF protection); nothing was fetched."""
+
+    type, title = "url-forbidden", "Video URL not allowed"
+
+
+class Unauthorized(ReelserveError):
+    status, type, title = 401, "unauthorized", "API key missing or not valid"
 
 
 class PayloadTooLarge(ReelserveError):

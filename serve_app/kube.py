@@ -19,7 +19,7 @@ import shutil
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, get_args
 
 import typer
@@ -369,6 +369,55 @@ def _check_serve_capacity(where: str, serve_doc: dict[str, Any], cluster: dict[s
     return []
 
 
+def _can_run_replicas(cluster: dict[str, Any], group_name: str) -> bool:
+    """Whether Ray may place Serve replicas (the Ingress among them) in this group's pods."""
+    if group_name != "head":
+        return True
+    head = (cluster.get("headGroupSpec") or {}).get("rayStartParams") or {}
+    return str(head.get("num-cpus")) != "0"
+
+
+def _secret_file_mounted(template: dict[str, Any], path: PurePosixPath) -> bool:
+    """The Ray container (the first) mounts a Secret volume read-only at a folder holding `path`."""
+    spec = template.get("spec") or {}
+    volumes = {v.get("name"): v for v in spec.get("volumes") or []}
+    containers = _containers(template)
+    for mount in (containers[0].get("volumeMounts") or []) if containers else []:
+        secret = (volumes.get(mount.get("name")) or {}).get("secret")
+        mount_path = PurePosixPath(str(mount.get("mountPath", "")))
+        if secret is None or not mount.get("readOnly") or mount.get("subPath") or path.parent != mount_path:
+            continue
+        items = secret.get("items")
+        if items is None or any(item.get("path") == path.name for item in items):
+            return True
+    return False
+
+
+def _check_api_keys(where: str, serve_doc: dict[str, Any], cluster: dict[str, Any]) -> list[str]:
+    """auth required: every pod that may run the Ingress mounts the key Secret where api_keys_file points."""
+    args = serve_doc["applications"][0].get("args") or {}
+    if (args.get("security") or {}).get("api_keys") is not None:
+        return [
+            f"{where}: serveConfigV2 sets security.api_keys: the keys would be readable by anyone who can read "
+            "the RayService; mount the Secret and set security.api_keys_file instead"
+        ]
+    security = validate_settings(args).security
+    if security.auth == "disabled":
+        return []
+    if security.api_keys_file is None:
+        return [
+            f"{where}: security.auth is required but serveConfigV2 sets no security.api_keys_file, so the "
+            "Ingress would refuse to start; set it in serve-overrides.yaml to the mounted API-key Secret"
+        ]
+    path = PurePosixPath(str(security.api_keys_file))
+    return [
+        f"{where} group {group_name}: may run the Ingress but does not mount a Secret read-only at {path.parent} "
+        f"holding {path.name} (security.api_keys_file)"
+        for group_name, template in pod_templates(cluster)
+        if _can_run_replicas(cluster, group_name) and not _secret_file_mounted(template, path)
+    ]
+
+
 def check_operator_rules(docs: list[dict[str, Any]]) -> list[str]:
     """KubeRay's own checks (and ours) that `openAPIV3Schema` cannot express; [] when all hold."""
     problems: list[str] = []
@@ -389,6 +438,7 @@ def check_operator_rules(docs: list[dict[str, Any]]) -> list[str]:
                 problems.append(f"{where}: {exc}")
             else:
                 problems += _check_serve_capacity(where, serve_doc, cluster or {})
+                problems += _check_api_keys(where, serve_doc, cluster or {})
         if kind == "RayJob":
             has_selector, has_spec = bool(spec.get("clusterSelector")), bool(spec.get("rayClusterSpec"))
             if has_selector == has_spec:

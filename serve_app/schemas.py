@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 AnalysisMode = Literal["describe", "screen_share", "meeting", "app_demo", "ui", "custom"]
+#: How frames are picked within a chunk: a fixed rate, or changes on a base-rate grid.
+SamplingStrategy = Literal["uniform", "adaptive"]
 
 #: Modes whose answer is JSON forced by a schema (all but free-text `describe`).
 STRUCTURED_MODES: frozenset[str] = frozenset({"screen_share", "meeting", "app_demo", "ui", "custom"})
@@ -57,6 +59,15 @@ class ChunkPlan(BaseModel):
     max_frames: int = Field(ge=2, le=768, description="Frames sampled from the chunk (even).")
     token_budget: int = Field(gt=0, description="Visual-token budget of the chunk.")
     visual_tokens: int = Field(gt=0, description="Visual tokens the planned frames cost (<= token_budget).")
+    sampling: SamplingStrategy = Field(
+        default="uniform",
+        description="'uniform': max_frames frames at fps. 'adaptive': candidates at fps, kept on change, "
+        "at most max_frames (the ceiling).",
+    )
+    floor_s: float = Field(default=15.0, gt=0, description="Adaptive: longest stretch without a kept frame.")
+    change_threshold: float = Field(
+        default=12.0, gt=0, description="Adaptive: mean grey-level difference that marks a tile as changed."
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> ChunkPlan:
@@ -73,12 +84,22 @@ class ChunkPlan(BaseModel):
         step = self.duration_s / self.max_frames
         return [self.start_s + (i + 0.5) * step for i in range(self.max_frames)]
 
+    def sample_times(self) -> list[float]:
+        """Times of the frames the decoder picks: the targets (uniform) or the candidate grid at fps (adaptive)."""
+        if self.sampling == "uniform":
+            return self.target_times()
+        count = max(2, math.ceil(self.duration_s * self.fps - 1e-9))
+        step = self.duration_s / count
+        return [self.start_s + (i + 0.5) * step for i in range(count)]
+
 
 class DecodeStats(BaseModel):
     frames_decoded: int = Field(ge=0, description="Frames the decoder produced for this chunk.")
-    frames_sampled: int = Field(ge=0, description="Frames picked at the target times.")
+    frames_sampled: int = Field(ge=0, description="Frames picked at the target times (adaptive: the candidates).")
     frames_kept: int = Field(ge=0, description="Frames sent to the model (even count).")
     decode_s: float = Field(ge=0, description="Wall time of seek + decode + resize.")
+    visual_tokens: int = Field(default=0, ge=0, description="Visual tokens the kept frames cost at the planned size.")
+    sampling: SamplingStrategy = Field(default="uniform", description="Strategy that picked the frames.")
 
 
 class ChunkingOptions(BaseModel):
@@ -86,8 +107,11 @@ class ChunkingOptions(BaseModel):
 
     chunk_s: float = Field(gt=0, description="Chunk length in seconds (including overlap).")
     overlap_s: float = Field(ge=0, description="Overlap between neighbouring chunks in seconds.")
-    fps: float = Field(gt=0, description="Target sampling rate in frames per second.")
+    fps: float = Field(gt=0, description="Target sampling rate in frames per second (adaptive: the base rate).")
     token_budget: int = Field(gt=0, description="Visual-token budget per chunk.")
+    sampling: SamplingStrategy = Field(default="uniform", description="Frame sampling strategy.")
+    floor_s: float = Field(default=15.0, gt=0, description="Adaptive: longest stretch without a kept frame.")
+    change_threshold: float = Field(default=12.0, gt=0, description="Adaptive: tile difference that counts.")
 
     @model_validator(mode="after")
     def _overlap_below_length(self) -> ChunkingOptions:
@@ -121,7 +145,13 @@ class AnalyzeOptions(BaseModel):
         alias="schema",
         description="JSON schema the 'custom' mode's answer must satisfy (optional).",
     )
-    fps: float | None = Field(default=None, gt=0, le=8, description="Target sampling rate.")
+    fps: float | None = Field(
+        default=None, gt=0, le=8, description="Target sampling rate (adaptive: the rate candidates are drawn at)."
+    )
+    sampling: SamplingStrategy | None = Field(
+        default=None,
+        description="'uniform' (fixed fps) or 'adaptive' (keep frames where the picture changes; screen shares).",
+    )
     chunk_s: float | None = Field(default=None, ge=2, le=600, description="Chunk length in seconds.")
     overlap_s: float | None = Field(default=None, ge=0, le=30, description="Chunk overlap in seconds.")
     max_tokens: int | None = Field(default=None, ge=16, le=8192, description="Max completion tokens per chunk.")
@@ -183,6 +213,11 @@ class ChunkResult(BaseModel):
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @classmethod
+    def failed(cls, plan: ChunkPlan, mode: AnalysisMode, error: str) -> ChunkResult:
+        """A chunk with no answer: its time range and why."""
+        return cls(index=plan.index, start_s=plan.start_s, end_s=plan.end_s, mode=mode, frame_times_s=[], error=error)
 
 
 class TimelineEntry(BaseModel):
@@ -255,6 +290,7 @@ class Problem(BaseModel):
     detail: str
     instance: str | None = None
     errors: list[dict[str, Any]] | None = None
+
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 TERMINAL_JOB_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from serve_app.video.synthetic import write_video
+from serve_app.video.synthetic import ScreenEvent, write_screen_share, write_video
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_MEDIA = REPO_ROOT / ".." / "shared" / "media"
@@ -90,3 +90,33 @@ def rotated_mp4(make_video: VideoFactory) -> Clip:
 def long_gop_mp4(make_video: VideoFactory) -> Clip:
     """60 s at 10 fps with a keyframe every 5 s: seeking must skip most of it."""
     return make_video("long_gop.mp4", duration_s=60, fps=10, width=128, height=64, gop=50)
+
+
+@dataclass(frozen=True)
+class ScreenClip:
+    """A generated screen share with a frame counter and its change events."""
+
+    path: Path
+    events: list[ScreenEvent]
+    width: int
+    height: int
+    fps: float
+
+
+@pytest.fixture(scope="session")
+def screen_share(tmp_path_factory: pytest.TempPathFactory) -> ScreenClip:
+    """60 s of a 384x216 screen share at 10 fps: slides (one held 1.4 s), a dialog, a scroll,
+    a moving cursor, a noisy webcam tile and a frame counter."""
+    path = tmp_path_factory.mktemp("screen") / "screen.mp4"
+    script = [
+        ScreenEvent("slide", 0.0, 0.0, 6.0),
+        ScreenEvent("dialog", 6.0, 6.0, 6.9),
+        ScreenEvent("slide", 9.0, 9.0, 10.4),
+        ScreenEvent("slide", 10.4, 10.4, 25.0),
+        ScreenEvent("scroll", 25.0, 26.2, 40.0),
+        ScreenEvent("slide", 40.0, 40.0, 60.0),
+    ]
+    events = write_screen_share(
+        path, duration_s=60.0, fps=10.0, width=384, height=216, events=script, counter=True, gop=50
+    )
+    return ScreenClip(path=path, events=events, width=384, height=216, fps=10.0)

@@ -35,11 +35,17 @@ class Chunker:
         self.video = video
 
     def chunking_options(self, options: AnalyzeOptions) -> ChunkingOptions:
+        sampling = options.sampling or self.video.sampling
+        # A requested fps is the rate of either strategy; adaptive draws its candidates faster by default.
+        default_fps = self.video.adaptive_fps if sampling == "adaptive" else self.video.fps
         return ChunkingOptions(
             chunk_s=options.chunk_s or self.video.chunk_s,
             overlap_s=self.video.overlap_s if options.overlap_s is None else options.overlap_s,
-            fps=options.fps or self.video.fps,
+            fps=options.fps or default_fps,
             token_budget=self.video.token_budget,
+            sampling=sampling,
+            floor_s=self.video.floor_s,
+            change_threshold=self.video.change_threshold,
         )
 
     async def plan(self, path: str, options: AnalyzeOptions) -> tuple[VideoInfo, list[ChunkPlan]]:

@@ -13,19 +13,20 @@ import logging
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 from ray import serve
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle
-from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serve_app.analysis import check_custom_schema
+from serve_app.auth import PUBLIC_PATHS, load_api_keys
 from serve_app.config import Settings, job_store_uri
 from serve_app.errors import (
     PROBLEM_BASE,
@@ -39,8 +40,9 @@ from serve_app.errors import (
     PayloadTooLarge,
     ReelserveError,
 )
-from serve_app.fetch import fetch_url
+from serve_app.fetch import UrlPolicy, fetch_url
 from serve_app.jobs import JobStore, new_job_id
+from serve_app.netguard import install_loopback_guard
 from serve_app.schemas import (
     AnalyzeOptions,
     AnalyzeUrlRequest,
@@ -50,22 +52,43 @@ from serve_app.schemas import (
     Problem,
     VideoAnalysis,
 )
+from serve_app.upload import read_limited, receive_multipart
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 _FORM_FIELDS = ("mode", "prompt", "schema", "fps", "sampling", "chunk_s", "overlap_s", "max_tokens", "aggregate")
 
+_bearer = HTTPBearer(auto_error=False, description="An API key (REELSERVE_API_KEYS); not needed for health checks.")
+
+
+async def _authenticate(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> None:
+    """Every route needs a valid key, except `auth.PUBLIC_PATHS` (and /docs, /openapi.json: not API routes)."""
+    path = request.url.path.removeprefix(request.scope.get("root_path", "").rstrip("/")) or "/"
+    api_keys = serve.get_replica_context().servable_object.api_keys
+    if api_keys is None or path in PUBLIC_PATHS:
+        return
+    api_keys.check(request.headers.get("authorization"))
+
+
 api = FastAPI(
     title="reelserve",
     version="0.1.0",
     description="Timestamped, structured understanding of long videos with Qwen3-VL on vLLM and Ray Serve.",
+    dependencies=[Depends(_authenticate)],
 )
 
 
 def problem(status: int, type_: str, title: str, detail: str, **extra: Any) -> JSONResponse:
     body = Problem(type=PROBLEM_BASE + type_, title=title, status=status, detail=detail, **extra)
-    headers = {"Retry-After": "5"} if status == 503 else None
+    headers = {"Retry-After": "5"} if status == 503 else {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="reelserve"'
+    if status in (401, 413):
+        # The body may not have been read (on purpose): close instead of draining it for keep-alive.
+        headers["Connection"] = "close"
     return JSONResponse(
         body.model_dump(exclude_none=True), status_code=status, media_type=PROBLEM_JSON, headers=headers
     )
@@ -103,7 +126,8 @@ def _invalid_options(errors: list[Any]) -> JSONResponse:
 _PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     code: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": text}
     for code, text in {
-        400: "Bad request (empty upload, unreachable URL)",
+        400: "Bad request (empty upload, malformed form, URL not allowed or unreachable)",
+        401: "API key missing or not valid",
         413: "Video too large",
         415: "Unsupported codec",
         422: "Invalid video or options",
@@ -158,17 +182,6 @@ def _options_from_form(fields: dict[str, Any]) -> AnalyzeOptions:
         raise _OptionsError(exc.errors()) from None
 
 
-async def _copy_limited(upload: UploadFile, dest: Path, limit: int) -> int:
-    size = 0
-    with dest.open("wb") as out:
-        while block := await upload.read(1 << 20):
-            size += len(block)
-            if size > limit:
-                raise PayloadTooLarge(f"upload is larger than the limit of {limit} bytes")
-            out.write(block)
-    return size
-
-
 def sse(event: str, data: str, event_id: str | None = None) -> bytes:
     """One Server-Sent Event (data is one line of JSON)."""
     head = f"id: {event_id}\n" if event_id else ""
@@ -197,9 +210,14 @@ class Ingress:
         self.aggregator = aggregator
         self.runner = runner
         self.settings = settings
+        if settings.security.loopback_only_egress:
+            install_loopback_guard()
+        self.api_keys = load_api_keys(settings.security)  # None only if auth is explicitly disabled
+        self.url_policy = UrlPolicy.from_settings(settings.security)
         self.media_dir = settings.serve.store_dir / "media"
         self.media_dir.mkdir(parents=True, exist_ok=True)
         self.jobs = JobStore(job_store_uri(settings))
+        self.submit_lock = asyncio.Lock()
 
     @api.get("/healthz", summary="Liveness: the HTTP ingress answers")
     async def healthz(self) -> dict[str, str]:
@@ -236,25 +254,41 @@ class Ingress:
     async def _receive(self, request: Request, dest: Path) -> AnalyzeOptions:
         """Store the video at `dest` and return the validated options."""
         limit = self.settings.video.max_upload_bytes
+        options_limit = self.settings.security.max_options_bytes
         content_type = request.headers.get("content-type", "")
+        declared = request.headers.get("content-length", "")
         if content_type.startswith("application/json"):
+            raw = await read_limited(request.stream(), options_limit, "JSON body")
             try:
-                body = AnalyzeUrlRequest.model_validate_json(await request.body())
+                body = AnalyzeUrlRequest.model_validate_json(raw)
             except ValidationError as exc:
                 raise _OptionsError(exc.errors()) from None
-            await fetch_url(body.video_url, dest, max_bytes=limit, timeout_s=self.settings.serve.url_timeout_s)
+            if body.json_schema is not None:
+                check_custom_schema(body.json_schema)  # cheap checks before the download
+            await fetch_url(
+                body.video_url,
+                dest,
+                max_bytes=limit,
+                timeout_s=self.settings.serve.url_timeout_s,
+                policy=self.url_policy,
+            )
             options = AnalyzeOptions.model_validate(body.model_dump(exclude={"video_url"}, by_alias=True))
         elif content_type.startswith("multipart/form-data"):
-            declared = int(request.headers.get("content-length") or 0)
-            if declared > limit + 64 * 1024:  # refuse before reading; the form overhead is small
+            # Refuse before reading when the size is declared; otherwise the parser stops at the limit.
+            if declared.isdigit() and int(declared) > limit + options_limit * len(_FORM_FIELDS):
                 raise PayloadTooLarge(f"upload is {declared} bytes; the limit is {limit}")
-            form = await request.form(max_files=1, max_fields=len(_FORM_FIELDS))
-            upload = form.get("file")
-            if not isinstance(upload, UploadFile):
+            form = await receive_multipart(
+                request.stream(),
+                content_type,
+                dest,
+                max_file_bytes=limit,
+                max_field_bytes=options_limit,
+                field_names=_FORM_FIELDS,
+            )
+            if form.file_name is None:
                 raise BadRequest("multipart upload needs the video in the form field 'file'")
-            options = _options_from_form({k: v for k, v in form.items() if k != "file"})
-            size = await _copy_limited(upload, dest, limit)
-            if size == 0:
+            options = _options_from_form(form.fields)
+            if form.file_bytes == 0:
                 raise EmptyUpload("the uploaded file is empty")
         else:
             raise BadRequest("send multipart/form-data with a 'file' field, or application/json with 'video_url'")
@@ -306,37 +340,45 @@ class Ingress:
                 return JSONResponse(
                     job.model_dump(mode="json"), status_code=200, headers={"Location": job.links["self"]}
                 )
-        queued = sum(1 for j in self.jobs.list(limit=self.settings.jobs.max_queued + 100) if j.status == "queued")
-        if queued >= self.settings.jobs.max_queued:
-            raise Overloaded(f"{queued} jobs are already queued; retry later")
+        self._check_capacity()  # cheap refusal before reading the upload
         path = self.media_dir / uuid.uuid4().hex
         try:
             options = await self._receive(request, path)
             info, plans = await self.chunker.plan.remote(str(path), options)
-            job_id = new_job_id()
-            self.jobs.put_media(job_id, path)
+            async with self.submit_lock:  # count and create together, so the bound holds
+                self._check_capacity()
+                job_id = new_job_id()
+                self.jobs.put_media(job_id, path)
+                self.jobs.save_plan(job_id, info, plans)
+                now = time.time()
+                source = "url" if request.headers.get("content-type", "").startswith("application/json") else "upload"
+                job = self.jobs.save(
+                    Job(
+                        id=job_id,
+                        status="queued",
+                        created_at=now,
+                        updated_at=now,
+                        request=options,
+                        source=source,
+                        video=info,
+                        links=_links(job_id),
+                    )
+                )
         finally:
             path.unlink(missing_ok=True)
-        self.jobs.save_plan(job_id, info, plans)
-        now = time.time()
-        source = "url" if request.headers.get("content-type", "").startswith("application/json") else "upload"
-        job = self.jobs.save(
-            Job(
-                id=job_id,
-                status="queued",
-                created_at=now,
-                updated_at=now,
-                request=options,
-                source=source,
-                video=info,
-                links=_links(job_id),
-            )
-        )
         if idempotency_key:
             self.jobs.remember_key(idempotency_key, job_id)
         self.runner.wake.remote()
         logger.info("job %s queued: %.1fs of video, %d chunks", job_id, info.duration_s, len(plans))
         return JSONResponse(job.model_dump(mode="json"), status_code=202, headers={"Location": job.links["self"]})
+
+    def _check_capacity(self) -> None:
+        """Refuse when running + queued jobs fill the runner's slots and the durable queue."""
+        jobs = self.settings.jobs
+        capacity = jobs.max_running + jobs.max_queued
+        active = sum(1 for j in self.jobs.list(limit=capacity + 200) if not j.terminal)
+        if active >= capacity:
+            raise Overloaded(f"{active} jobs are running or queued (capacity {capacity}); retry later")
 
     @api.get("/v1/jobs", summary="Recent jobs, newest first", response_model=JobList)
     async def list_jobs(self, limit: int = Query(default=50, ge=1, le=500)) -> JobList:

@@ -11,6 +11,7 @@ until `retry_deadline_s`; a chunk that still fails is recorded as failed.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import uuid
@@ -67,7 +68,8 @@ def first_error(results: list[ChunkResult]) -> str | None:
     return next((r.error for r in results if not r.ok), None)
 
 
-@serve.deployment(name="JobRunner", num_replicas=1)
+# One replica: the single writer of job records. It mostly awaits other replicas, hence 0.1 CPU.
+@serve.deployment(name="JobRunner", num_replicas=1, ray_actor_options={"num_cpus": 0.1})
 class JobRunner:
     async def __init__(
         self,
@@ -200,24 +202,16 @@ class JobRunner:
         """One chunk through Chunker → VLM, retried on transient failures until the deadline."""
         deadline = time.monotonic() + self.settings.retry_deadline_s
         delay = self.settings.retry_backoff_s
-        for attempt in range(1, 1_000):
+        for attempt in itertools.count(1):
             try:
                 async with asyncio.timeout(self.settings.chunk_timeout_s):
                     return await self.vlm.analyze_chunk.remote(self.chunker.decode.remote(path, plan), task)
             except Exception as exc:
                 if not is_transient(exc) or time.monotonic() + delay > deadline:
                     logger.warning("job %s chunk %d failed after %d attempts: %r", job_id, plan.index, attempt, exc)
-                    return ChunkResult(
-                        index=plan.index,
-                        start_s=plan.start_s,
-                        end_s=plan.end_s,
-                        mode=task.mode,
-                        frame_times_s=[],
-                        error=f"{type(exc).__name__}: {exc}"[:1000],
-                    )
+                    return ChunkResult.failed(plan, task.mode, f"{type(exc).__name__}: {exc}"[:1000])
                 logger.info(
                     "job %s chunk %d attempt %d: %r; retrying in %.1fs", job_id, plan.index, attempt, exc, delay
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 15.0)
-        raise AssertionError("unreachable")

@@ -29,15 +29,7 @@ class VLM:
 
     async def analyze_chunk(self, chunk: SampledChunk | DecodeFailure, task: ChunkTask) -> ChunkResult:
         if isinstance(chunk, DecodeFailure):
-            plan = chunk.plan
-            return ChunkResult(
-                index=plan.index,
-                start_s=plan.start_s,
-                end_s=plan.end_s,
-                mode=task.mode,
-                frame_times_s=[],
-                error=f"decode failed: {chunk.error}",
-            )
+            return ChunkResult.failed(chunk.plan, task.mode, f"decode failed: {chunk.error}")
         return await self.engine.analyze_chunk(chunk, task)
 
     async def summarize(self, entries: list[TimelineEntry], mode: str) -> Summary:

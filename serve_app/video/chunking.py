@@ -1,9 +1,16 @@
 """Plan how a video is cut into overlapping chunks and sampled within budget.
 
-Each chunk is sampled at (at most) the requested fps; frames get the largest
-size that keeps the chunk's visual tokens within the budget. When that size
-would make screen text illegible (below `min_frame_pixels`), the plan keeps
-the frames larger and samples fewer of them instead.
+Uniform sampling: each chunk is sampled at (at most) the requested fps;
+frames get the largest size that keeps the chunk's visual tokens within the
+budget. When that size would make screen text illegible (below
+`min_frame_pixels`), the plan keeps the frames larger and samples fewer of
+them instead.
+
+Adaptive sampling keeps only a few of its candidates (drawn at the base fps),
+so frames get the largest size (`max_frame_pixels`, never above the source)
+and the budget sets the ceiling on how many are kept. Either way the planned
+size is exactly what the model sees: sides are multiples of 32, the token
+count is Qwen3-VL's own arithmetic.
 """
 
 from __future__ import annotations
@@ -35,7 +42,10 @@ def plan_chunks(info: VideoInfo, options: ChunkingOptions, limits: VideoSettings
     cores = _cores(spans, info.duration_s)
     fps = min(options.fps, info.fps)  # sampling above the source rate only repeats frames
     wanted = [_frames_for(end - start, fps) for start, end in spans]
-    width, height, max_frames = _frame_size(info, max(wanted), options.token_budget, limits)
+    if options.sampling == "adaptive":
+        width, height, max_frames = _adaptive_size(info, max(wanted), options.token_budget, limits)
+    else:
+        width, height, max_frames = _frame_size(info, max(wanted), options.token_budget, limits)
 
     plans = []
     for index, ((start, end), (core_start, core_end), n) in enumerate(zip(spans, cores, wanted, strict=True)):
@@ -47,18 +57,23 @@ def plan_chunks(info: VideoInfo, options: ChunkingOptions, limits: VideoSettings
                 end_s=end,
                 core_start_s=core_start,
                 core_end_s=core_end,
-                # Lower than asked when the frame cap or the budget cut the count.
-                fps=min(fps, n / (end - start)),
+                # Uniform: lower than asked when the frame cap or the budget cut the count.
+                # Adaptive: the candidates' rate; n is only the ceiling.
+                fps=fps if options.sampling == "adaptive" else min(fps, n / (end - start)),
                 width=width,
                 height=height,
                 max_frames=n,
                 token_budget=options.token_budget,
                 visual_tokens=visual_tokens(n, height, width),
+                sampling=options.sampling,
+                floor_s=options.floor_s,
+                change_threshold=options.change_threshold,
             )
         )
     logger.debug(
-        "planned %d chunks of %.1f s for %.1f s: %dx%d, up to %d frames",
+        "planned %d %s chunks of %.1f s for %.1f s: %dx%d, up to %d frames",
         len(plans),
+        options.sampling,
         options.chunk_s,
         info.duration_s,
         width,
@@ -127,3 +142,16 @@ def _frame_size(info: VideoInfo, frames: int, budget: int, limits: VideoSettings
     width, height = fit_frame_size(info.width, info.height, min(limits.max_frame_pixels, budget * FACTOR * FACTOR))
     logger.info("token budget %d only fits 2 frames of %dx%d", budget, width, height)
     return width, height, MIN_FRAMES
+
+
+def _adaptive_size(info: VideoInfo, candidates: int, budget: int, limits: VideoSettings) -> tuple[int, int, int]:
+    """(width, height, ceiling) for adaptive sampling: the largest frames, as many as the budget holds.
+
+    Adaptive keeps few frames, so they get the largest size (what a 2-frame
+    plan would get) and the budget decides the ceiling, never above the
+    candidate count or Qwen3-VL's 768.
+    """
+    width, height, _ = _frame_size(info, MIN_FRAMES, budget, limits)
+    pairs = budget // visual_tokens(TEMPORAL_PATCH, height, width)
+    ceiling = max(MIN_FRAMES, min(candidates, MAX_FRAMES, pairs * TEMPORAL_PATCH))
+    return width, height, ceiling

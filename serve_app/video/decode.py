@@ -1,13 +1,23 @@
 """Decode one planned chunk: seek, decode only its range, sample, resize.
 
-Only the frames picked at the plan's target times are converted to RGB at the
-planned size (the expensive part of a naive loop is converting every frame).
+The decoder does only the work the sampling needs:
+- it seeks to the keyframe before the chunk and stops after the last target;
+- frames no other frame depends on (non-reference frames: most B-frames) are
+  skipped unless they lie within `_NEED_FRAMES` source frames of a sample
+  time, so the frame nearest each target is still decoded (variable-rate
+  streams skip only before the chunk);
+- decoder threads (frame + slice) per `threads`;
+- only the frames kept are converted to RGB at the planned size (the
+  expensive part of a naive loop is converting every frame); adaptive
+  sampling looks at candidates through a small grey thumbnail.
+
 Timestamps reported are the picked frames' real presentation times, counted
 from the video stream's start, so the model is told when each frame was shown.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from dataclasses import dataclass
@@ -26,10 +36,18 @@ from serve_app.video.probe import (
     stream_start_s,
     video_stream,
 )
+from serve_app.video.sampling import AdaptiveParams, AdaptiveSampler, thumbnail_size
+from serve_app.video.tokens import visual_tokens
 
 __all__ = ["SampledChunk", "decode_chunk"]
 
 logger = logging.getLogger(__name__)
+
+#: Non-reference frames this close to a sample time (in source frames) are decoded: one may be the nearest.
+_NEED_FRAMES = 1.5
+# Decoders that read `skip_frame` for every packet (FFmpeg's native ones). libdav1d
+# (AV1) fixes it when it opens, so switching it on would drop frames near targets too.
+_PER_PACKET_SKIP = frozenset({"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video", "vp8", "vp9"})
 
 
 @dataclass
@@ -49,19 +67,20 @@ class SampledChunk:
 
 
 def decode_chunk(path: str | Path, plan: ChunkPlan, threads: int = 0) -> SampledChunk:
-    """Sample `plan.max_frames` frames from [plan.start_s, plan.end_s] of the video.
+    """Sample frames from [plan.start_s, plan.end_s] of the video as the plan says.
 
-    For each target time the nearest decoded frame is taken (never the same
-    frame twice). Frames from more than a chunk length before the chunk do
-    not count, so a chunk past the end of the data fails with InvalidVideo
-    instead of returning stale frames. The result is padded to an even count
-    of at least 2 by repeating the last frame. `threads` = 0 lets FFmpeg
-    choose.
+    Uniform: `plan.max_frames` frames, the nearest decoded frame to each
+    target time (never the same frame twice). Adaptive: candidates at
+    `plan.fps` picked the same way, of which `AdaptiveSampler` keeps those
+    that show a change, at most `plan.max_frames`. Frames from more than a
+    chunk length before the chunk do not count, so a chunk past the end of
+    the data fails with InvalidVideo instead of returning stale frames. The
+    result is padded to an even count of at least 2 by repeating the last
+    frame. `threads` = 0 lets FFmpeg choose.
     """
     started = time.perf_counter()
-    targets = plan.target_times()
-    picked: list[np.ndarray] = []
-    times: list[float] = []
+    targets = plan.sample_times()
+    interval = plan.duration_s / len(targets)
     decoded = 0
     with open_video(path) as container:
         stream = video_stream(container)
@@ -73,11 +92,10 @@ def decode_chunk(path: str | Path, plan: ChunkPlan, threads: int = 0) -> Sampled
         origin = stream_start_s(stream)
         # Without a stated rate (variable-rate Matroska), a millisecond grid
         # keeps `frame_indices / source_fps` equal to the true timestamps.
-        source_fps = header_fps(stream) or 1000.0
-
-        def keep(frame: av.VideoFrame, t: float) -> None:
-            picked.append(_to_rgb(frame, plan.width, plan.height))
-            times.append(t)
+        stated_fps = header_fps(stream)
+        source_fps = stated_fps or 1000.0
+        skip = _SkipPolicy(ctx, stream, origin, targets, interval, stated_fps)
+        sink = _sink(plan)
 
         # `prev` is the last frame before the current target, `frame` the first
         # at or after it; whichever is nearer wins.
@@ -88,7 +106,7 @@ def decode_chunk(path: str | Path, plan: ChunkPlan, threads: int = 0) -> Sampled
         last_kept: av.VideoFrame | None = None
         next_target = 0
         try:
-            for frame in frames_from(container, stream, plan.start_s):
+            for frame in frames_from(container, stream, plan.start_s, skip.before_decode):
                 decoded += 1
                 t = _frame_time(frame, origin, prev, source_fps)
                 if t < earliest:
@@ -98,24 +116,24 @@ def decode_chunk(path: str | Path, plan: ChunkPlan, threads: int = 0) -> Sampled
                     best = frame if prev is None or t - goal < goal - prev[1] else prev[0]
                     best_t = t if best is frame else prev[1]
                     if best is not last_kept:
-                        keep(best, best_t)
+                        sink.add(best, best_t)
                         last_kept = best
                     next_target += 1
                 if next_target == len(targets):
                     break  # past the last target: the rest of the chunk is not needed
                 prev = (frame, t)
+            # The stream ended before the last targets: the last frame is nearest.
+            if next_target < len(targets) and prev is not None and prev[0] is not last_kept:
+                sink.add(*prev)
+            picked, times, sampled = sink.finish()
         except av.FFmpegError as exc:
             raise InvalidVideo(
                 f"chunk {plan.index} [{plan.start_s:.2f}, {plan.end_s:.2f}] s: the video is truncated or corrupt "
                 f"({getattr(exc, 'strerror', None) or exc})"
             ) from exc
-        # The stream ended before the last targets: the last frame is nearest.
-        if next_target < len(targets) and prev is not None and prev[0] is not last_kept:
-            keep(*prev)
 
     if not picked:
         raise InvalidVideo(f"chunk {plan.index}: no frame decodes in [{plan.start_s:.2f}, {plan.end_s:.2f}] s")
-    sampled = len(picked)
     # Qwen3-VL folds frames in pairs; repeat the last one rather than drop one.
     while len(picked) < 2 or len(picked) % 2:
         picked.append(picked[-1])
@@ -125,17 +143,116 @@ def decode_chunk(path: str | Path, plan: ChunkPlan, threads: int = 0) -> Sampled
         frames_sampled=sampled,
         frames_kept=len(picked),
         decode_s=time.perf_counter() - started,
+        visual_tokens=visual_tokens(len(picked), plan.height, plan.width),
+        sampling=plan.sampling,
     )
     logger.debug(
-        "chunk %d [%.2f, %.2f] s: decoded %d, kept %d frames in %.3f s",
+        "chunk %d [%.2f, %.2f] s (%s): decoded %d, sampled %d, kept %d frames in %.3f s",
         plan.index,
         plan.start_s,
         plan.end_s,
+        plan.sampling,
         decoded,
+        sampled,
         len(picked),
         stats.decode_s,
     )
     return SampledChunk(frames=np.stack(picked), frame_times_s=times, source_fps=source_fps, plan=plan, stats=stats)
+
+
+class _SkipPolicy:
+    """Tells the decoder, packet by packet, whether non-reference frames may be skipped.
+
+    A packet's presentation time says which frame it holds; a non-reference
+    frame far from every sample time cannot be picked, and nothing else
+    needs it. Without a stated frame rate (variable rate) the neighbourhood
+    of a target is unknown, so inside the chunk everything is decoded.
+    Decoders outside `_PER_PACKET_SKIP` decode everything.
+    """
+
+    def __init__(
+        self,
+        ctx: av.codec.context.CodecContext,
+        stream: av.video.stream.VideoStream,
+        origin: float,
+        targets: list[float],
+        interval: float,
+        stated_fps: float | None,
+    ) -> None:
+        self.ctx = ctx
+        self.time_base = stream.time_base
+        self.origin = origin
+        self.targets = targets
+        self.margin = _NEED_FRAMES / stated_fps if stated_fps else None
+        # Before this nothing can be the nearest frame to the first target.
+        self.chunk_from = targets[0] - interval
+        self.enabled = ctx.name in _PER_PACKET_SKIP
+        self.skipping = False
+
+    def before_decode(self, packet: av.Packet) -> None:
+        if not self.enabled:
+            return
+        if packet.pts is None or self.time_base is None:
+            self._set(False)
+            return
+        t = float(packet.pts * self.time_base) - self.origin
+        if t < self.chunk_from:
+            self._set(True)
+        elif self.margin is None:
+            self._set(False)
+        else:
+            i = bisect.bisect_left(self.targets, t)
+            near = min((abs(self.targets[j] - t) for j in (i - 1, i) if 0 <= j < len(self.targets)), default=0.0)
+            self._set(near > self.margin)
+
+    def _set(self, skip: bool) -> None:
+        if skip != self.skipping:
+            self.ctx.skip_frame = "NONREF" if skip else "DEFAULT"
+            self.skipping = skip
+
+
+class _KeepAll:
+    """Uniform sampling: every picked frame is kept."""
+
+    def __init__(self, plan: ChunkPlan) -> None:
+        self.plan = plan
+        self.frames: list[np.ndarray] = []
+        self.times: list[float] = []
+
+    def add(self, frame: av.VideoFrame, time_s: float) -> None:
+        self.frames.append(_to_rgb(frame, self.plan.width, self.plan.height))
+        self.times.append(time_s)
+
+    def finish(self) -> tuple[list[np.ndarray], list[float], int]:
+        return self.frames, self.times, len(self.frames)
+
+
+class _KeepChanges:
+    """Adaptive sampling: candidates go through `AdaptiveSampler` via a grey thumbnail."""
+
+    def __init__(self, plan: ChunkPlan) -> None:
+        self.plan = plan
+        params = AdaptiveParams(floor_s=plan.floor_s, tile_threshold=plan.change_threshold)
+        self.sampler: AdaptiveSampler[av.VideoFrame] = AdaptiveSampler(
+            params, plan.max_frames, lambda frame: _to_rgb(frame, plan.width, plan.height)
+        )
+        self.thumb_size: tuple[int, int] | None = None
+
+    def add(self, frame: av.VideoFrame, time_s: float) -> None:
+        if self.thumb_size is None:
+            self.thumb_size = thumbnail_size(frame.width, frame.height)
+        width, height = self.thumb_size
+        # Coded orientation is fine: candidates are only compared with each other.
+        thumb = frame.reformat(width=width, height=height, format="gray", interpolation="AREA").to_ndarray()
+        self.sampler.add(frame, time_s, thumb)
+
+    def finish(self) -> tuple[list[np.ndarray], list[float], int]:
+        selection = self.sampler.finish()
+        return selection.frames, selection.times_s, selection.candidates
+
+
+def _sink(plan: ChunkPlan) -> _KeepAll | _KeepChanges:
+    return _KeepChanges(plan) if plan.sampling == "adaptive" else _KeepAll(plan)
 
 
 def _frame_time(frame: av.VideoFrame, origin: float, prev: tuple[av.VideoFrame, float] | None, fps: float) -> float:
@@ -155,7 +272,9 @@ def _to_rgb(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
     rotation = display_rotation(frame)
     quarter = rotation in (90, 270)
     out_w, out_h = (height, width) if quarter else (width, height)
-    rgb = frame.reformat(width=out_w, height=out_h, format="rgb24", interpolation="AREA").to_ndarray()
+    # Bilinear: when shrinking, swscale widens its filter by the scale factor, so
+    # it averages like AREA (text stays crisp) at about half the cost (bench/decode.py).
+    rgb = frame.reformat(width=out_w, height=out_h, format="rgb24", interpolation="BILINEAR").to_ndarray()
     if rotation:
         # Turn clockwise by `rotation`: np.rot90 turns counter-clockwise.
         rgb = np.rot90(rgb, k=-rotation // 90)

@@ -8,8 +8,9 @@ Messages never contain the file's path (it is a server-side detail); logs do.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -99,13 +100,18 @@ def display_rotation(frame: av.VideoFrame) -> int:
 
 
 def frames_from(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream, time_s: float
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    time_s: float,
+    before_decode: Callable[[av.Packet], None] | None = None,
 ) -> Iterator[av.VideoFrame]:
     """Decoded frames from the last keyframe at or before `time_s` onward.
 
     `time_s` counts from the stream's start. Decoding starts at a keyframe:
     inter frames after a seek only give decoder errors. If the demuxer lands
     after `time_s`, seek again further back, ending at the stream's start.
+    `before_decode` sees each packet before the decoder does (to set what the
+    decoder may skip).
     """
     origin = stream_start_s(stream)
     time_base = stream.time_base
@@ -131,8 +137,9 @@ def frames_from(
         if ts is not None and float(ts * time_base) - origin > time_s + 1e-3 and seek_s > 0:
             logger.debug("seek to %.3f s landed at %.3f s; retrying earlier", time_s, float(ts * time_base) - origin)
             continue
-        yield from stream.decode(first)
-        for packet in packets:
+        for packet in itertools.chain((first,), packets):
+            if before_decode is not None:
+                before_decode(packet)
             yield from stream.decode(packet)
         return
 

@@ -14,18 +14,26 @@ import itertools
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
 import av
 import numpy as np
 
 __all__ = [
     "CODE_BITS",
+    "ScreenEvent",
+    "ScreenRenderer",
+    "counter_box",
+    "read_counter",
     "read_frame_index",
     "render_frame_index",
+    "screen_share_events",
     "write_audio_only",
     "write_sample_video",
+    "write_screen_share",
     "write_video",
 ]
 
@@ -44,6 +52,9 @@ _ENCODER_OPTIONS = {
     "libx264": {"preset": "veryfast", "threads": "1"},
     "libvpx": {"deadline": "realtime", "cpu-used": "8", "threads": "1"},
     "libvpx-vp9": {"deadline": "realtime", "cpu-used": "8", "threads": "1", "row-mt": "0"},
+    "libx265": {"preset": "ultrafast", "x265-params": "log-level=error:pools=1:frame-threads=1"},
+    # Faster presets and temporal filtering blend the counter blocks of neighbouring frames.
+    "libsvtav1": {"preset": "8", "svtav1-params": "enable-tf=0"},
 }
 
 
@@ -271,3 +282,225 @@ def write_sample_video(path: str | Path, *, duration_s: float = 30.0, fps: float
             container.mux(packet)
     logger.info("wrote sample video %s (%.0f s, slides at %s)", path, duration_s, starts)
     return starts
+
+
+# --- Screen-share recordings with known change times -------------------------
+
+
+@dataclass(frozen=True)
+class ScreenEvent:
+    """A content change in a generated screen share.
+
+    The new content is fully visible from `shown_s` (a scroll's end; the start
+    for a slide or dialog) until `end_s`, when the next change begins (or the
+    dialog closes). A sampler covers the event when it keeps a frame shown in
+    [shown_s, end_s).
+    """
+
+    kind: Literal["slide", "dialog", "scroll"]
+    start_s: float
+    shown_s: float
+    end_s: float
+
+
+def screen_share_events(duration_s: float, *, seed: int = 0, fps: float = 30.0) -> list[ScreenEvent]:
+    """An irregular script: content held 4..40 s, a quarter under 2 s, dialogs, scrolls.
+
+    Times fall on the frame grid of `fps`, so "shown from frame i" is exact.
+    Every kind of event appears at least once in 60 s.
+    """
+    rng = np.random.default_rng(seed)
+
+    def snap(t: float) -> float:
+        return math.ceil(t * fps - 1e-9) / fps
+
+    first_hold = snap(float(rng.uniform(3.0, 8.0)))
+    events = [ScreenEvent(kind="slide", start_s=0.0, shown_s=0.0, end_s=min(first_hold, duration_s))]
+    t, scrolls_on_slide = first_hold, 0
+    # Guarantee variety early on, then draw kinds at random.
+    kinds = ["dialog", "slide", "scroll", "slide"]
+    while True:
+        kind = kinds.pop(0) if kinds else str(rng.choice(["slide", "dialog", "scroll"], p=[0.55, 0.25, 0.2]))
+        if kind == "scroll" and scrolls_on_slide >= 2:
+            kind = "slide"  # a page holds two scrolls' worth of text
+        # Short holds (< 2 s) are the changes a 1 fps grid can straddle.
+        hold = float(rng.uniform(1.0, 1.8)) if rng.random() < 0.25 else float(rng.uniform(4.0, 40.0))
+        start = snap(t)
+        if kind == "dialog":
+            shown, end = start, snap(start + float(rng.uniform(0.8, 1.8)))
+            after = snap(end + float(rng.uniform(2.0, 8.0)))
+        else:
+            shown = snap(start + float(rng.uniform(0.8, 1.6))) if kind == "scroll" else start
+            end = after = snap(shown + hold)
+        if after >= duration_s:
+            break
+        events.append(ScreenEvent(kind=kind, start_s=start, shown_s=shown, end_s=end))  # type: ignore[arg-type]
+        scrolls_on_slide = 0 if kind == "slide" else scrolls_on_slide + (kind == "scroll")
+        t = after
+    if events[-1].kind != "dialog":  # the last hold runs to the end of the video
+        last = events[-1]
+        events[-1] = ScreenEvent(kind=last.kind, start_s=last.start_s, shown_s=last.shown_s, end_s=duration_s)
+    return events
+
+
+def counter_box(width: int, height: int) -> tuple[int, int]:
+    """Side and top-left offset (square, pixels) of the frame counter in a screen share."""
+    side = max(16, height // 8)
+    return side, max(1, height // 60)
+
+
+def read_counter(frame_rgb: np.ndarray, width: int, height: int) -> int:
+    """The frame index shown by the counter of a `width`x`height` screen share, in a frame of any size."""
+    side, margin = counter_box(width, height)
+    sy, sx = frame_rgb.shape[0] / height, frame_rgb.shape[1] / width
+    y0, y1, x0, x1 = (round(v) for v in (margin * sy, (margin + side) * sy, margin * sx, (margin + side) * sx))
+    return read_frame_index(frame_rgb[y0:y1, x0:x1])
+
+
+class ScreenRenderer:
+    """Renders the screen at any time of a script (title bar, page, dialog, webcam, cursor)."""
+
+    def __init__(self, width: int, height: int, events: list[ScreenEvent], seed: int, webcam: bool) -> None:
+        self.width, self.height, self.webcam, self.seed = width, height, webcam, seed
+        self.events = events
+        self.top = height // 12  # window title bar
+        self.view_h = height - self.top
+        self.page_h = self.view_h * 2  # two scrolls' worth of extra text below the fold
+        self.scroll_px = self.view_h // 2
+        self._page_key: int | None = None
+        self._page = np.empty((0, 0, 3), np.uint8)
+        # Per event: (slide id, scroll offset at its end); dialogs keep both.
+        self.states: list[tuple[int, int]] = []
+        slide, offset = 0, 0
+        for i, event in enumerate(events):
+            if event.kind == "slide":
+                slide, offset = i, 0
+            elif event.kind == "scroll":
+                offset += self.scroll_px
+            self.states.append((slide, offset))
+
+    def page(self, slide: int) -> np.ndarray:
+        if self._page_key != slide:
+            rng = np.random.default_rng((self.seed, slide))
+            w, h = self.width, self.page_h
+            page = np.full((h, w, 3), int(rng.integers(225, 252)), np.uint8)
+            line_h = max(2, self.height // 45)
+            y = self.height // 20
+            title_w = int(w * rng.uniform(0.3, 0.6))
+            page[y : y + 2 * line_h, w // 10 : w // 10 + title_w] = (20, 20, 20)
+            y += 4 * line_h
+            while y < h - 2 * line_h:
+                x = w // 10
+                indent = rng.random() < 0.2
+                x += w // 20 if indent else 0
+                while x < w * 0.85:
+                    word = int(rng.integers(w // 50, w // 12))
+                    page[y : y + line_h, x : min(x + word, w)] = (60, 60, 60)
+                    x += word + w // 90
+                y += int(line_h * rng.uniform(2.0, 3.5))
+            self._page, self._page_key = page, slide
+        return self._page
+
+    def render(self, index: int, t: float) -> np.ndarray:
+        w, h = self.width, self.height
+        current = max(i for i, e in enumerate(self.events) if e.start_s <= t + 1e-9)
+        event = self.events[current]
+        slide, offset = self.states[current]
+        if event.kind == "scroll" and t < event.shown_s:
+            # Smooth scroll from the previous offset to this event's offset.
+            progress = (t - event.start_s) / (event.shown_s - event.start_s)
+            offset = round(offset - self.scroll_px * (1 - progress))
+        image = np.empty((h, w, 3), np.uint8)
+        image[: self.top] = (40, 60, 110)
+        image[self.top :] = self.page(slide)[offset : offset + self.view_h]
+        if event.kind == "dialog" and t < event.end_s:
+            self._dialog(image, current)
+        if self.webcam:
+            self._webcam(image, index, t)
+        self._cursor(image, t)
+        return image
+
+    def _dialog(self, image: np.ndarray, key: int) -> None:
+        w, h = self.width, self.height
+        rng = np.random.default_rng((self.seed, 10_000 + key))
+        dw, dh = w // 3, h // 4
+        x0, y0 = (w - dw) // 2 + int(rng.integers(-w // 10, w // 10)), (h - dh) // 2
+        image[y0 : y0 + dh, x0 : x0 + dw] = (250, 250, 250)
+        image[y0 : y0 + dh // 6, x0 : x0 + dw] = (70, 90, 160)
+        for row in range(3):
+            y = y0 + dh // 3 + row * dh // 6
+            image[y : y + max(2, h // 60), x0 + dw // 10 : x0 + int(dw * rng.uniform(0.4, 0.9))] = (30, 30, 30)
+        image[y0 + dh - dh // 5 : y0 + dh - dh // 12, x0 + dw - dw // 4 : x0 + dw - dw // 20] = (40, 120, 220)
+
+    def _webcam(self, image: np.ndarray, index: int, t: float) -> None:
+        w, h = self.width, self.height
+        tw, th = w // 7, h // 7
+        x0, y0 = w - tw - w // 80, h - th - h // 60
+        rng = np.random.default_rng((self.seed, 20_000, index))
+        tile = np.clip(rng.normal(90, 18, (th, tw, 3)), 0, 255)
+        # A head bobbing in the tile: a brighter ellipse that moves every frame.
+        yy, xx = np.mgrid[0:th, 0:tw]
+        cx, cy = tw / 2 + tw / 10 * math.sin(t * 2.1), th / 2 + th / 12 * math.sin(t * 3.3)
+        head = ((xx - cx) / (tw / 5)) ** 2 + ((yy - cy) / (th / 3)) ** 2 < 1
+        tile[head] += 70
+        image[y0 : y0 + th, x0 : x0 + tw] = np.clip(tile, 0, 255).astype(np.uint8)
+
+    def _cursor(self, image: np.ndarray, t: float) -> None:
+        w, h = self.width, self.height
+        ch, cw = max(3, h // 40), max(2, h // 60)
+        cx = int((0.15 + 0.6 * (0.5 + 0.5 * math.sin(t * 0.7))) * w)
+        cy = int((0.25 + 0.5 * (0.5 + 0.5 * math.sin(t * 0.45 + 1.0))) * h)
+        image[cy : cy + ch, cx : cx + cw] = (20, 20, 20)
+        image[cy + 1 : cy + ch - 1, cx + 1 : cx + cw - 1] = (245, 245, 245)
+
+
+def write_screen_share(
+    path: str | Path,
+    *,
+    duration_s: float,
+    fps: float = 30.0,
+    width: int = 1920,
+    height: int = 1080,
+    seed: int = 0,
+    events: list[ScreenEvent] | None = None,
+    webcam: bool = True,
+    counter: bool = False,
+    codec: str = "libx264",
+    gop: int = 250,
+    encoder_options: dict[str, str] | None = None,
+) -> list[ScreenEvent]:
+    """A screen-share recording: text pages, slide changes, dialogs, scrolls,
+    a moving cursor and a noisy webcam tile; return its change events.
+
+    With `counter`, a corner box shows the frame index (`counter_box`,
+    `read_frame_index`) so sampled frames can be checked against their
+    timestamps. H.264 uses x264's default B-frames and a `gop`-frame GOP, as
+    screen recorders (OBS) do; `encoder_options` overrides the encoder's.
+    """
+    events = events if events is not None else screen_share_events(duration_s, seed=seed, fps=fps)
+    screen = ScreenRenderer(width, height, events, seed, webcam)
+    rate = _rate(fps)
+    side, margin = counter_box(width, height)
+    options = dict(_ENCODER_OPTIONS.get(codec, {}))
+    if codec == "libx264":
+        options["x264-params"] = f"keyint={gop}:min-keyint={min(gop, 25)}"
+    options.update(encoder_options or {})
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=rate, options=options)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.time_base = 1 / rate
+        if codec != "libx264":
+            stream.codec_context.gop_size = gop
+        for index in range(round(duration_s * rate)):
+            image = screen.render(index, float(index / rate))
+            if counter:
+                image[margin : margin + side, margin : margin + side] = render_frame_index(index, side, side)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = index
+            frame.time_base = stream.codec_context.time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    logger.info("wrote screen share %s (%.0f s, %d events)", path, duration_s, len(events))
+    return events

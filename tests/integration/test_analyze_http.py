@@ -13,7 +13,7 @@ from serve_app.analysis import answer_schema, parse_answer
 from serve_app.config import Settings
 from serve_app.schemas import AnalyzeOptions, ChunkingOptions, VideoAnalysis
 from serve_app.video import plan_chunks, probe, visual_tokens
-from serve_app.video.synthetic import write_video
+from serve_app.video.synthetic import write_screen_share, write_video
 
 pytestmark = pytest.mark.integration
 
@@ -31,11 +31,15 @@ def check_analysis(body: dict, path: Path, settings: Settings, mode: str) -> Vid
     analysis = VideoAnalysis.model_validate(body)
     info = probe(path, settings.video)
     assert analysis.video == info
+    video = settings.video
     options = ChunkingOptions(
-        chunk_s=settings.video.chunk_s,
-        overlap_s=settings.video.overlap_s,
-        fps=settings.video.fps,
-        token_budget=settings.video.token_budget,
+        chunk_s=video.chunk_s,
+        overlap_s=video.overlap_s,
+        fps=video.adaptive_fps if video.sampling == "adaptive" else video.fps,
+        token_budget=video.token_budget,
+        sampling=video.sampling,
+        floor_s=video.floor_s,
+        change_threshold=video.change_threshold,
     )
     plans = plan_chunks(info, options, settings.video)
     chunks = analysis.chunks
@@ -47,11 +51,15 @@ def check_analysis(body: dict, path: Path, settings: Settings, mode: str) -> Vid
     for chunk, plan in zip(chunks, plans, strict=True):
         assert chunk.ok, f"chunk {chunk.index} failed: {chunk.error}"
         assert chunk.mode == mode
-        assert len(chunk.frame_times_s) == chunk.decode.frames_kept == plan.max_frames
+        # Adaptive sampling keeps what changed, up to the plan's ceiling; always whole frame pairs.
+        assert len(chunk.frame_times_s) == chunk.decode.frames_kept <= plan.max_frames
+        assert chunk.decode.frames_kept % 2 == 0 and chunk.decode.sampling == plan.sampling
+        assert chunk.decode.frames_kept <= chunk.decode.frames_sampled + 1 <= len(plan.sample_times()) + 1
         assert all(plan.start_s - 0.5 <= t <= plan.end_s + 0.5 for t in chunk.frame_times_s)
         assert chunk.frame_times_s == sorted(chunk.frame_times_s)
         # What was budgeted is what the model saw: no resize by vLLM's processor.
         assert chunk.visual_tokens == visual_tokens(len(chunk.frame_times_s), plan.height, plan.width)
+        assert chunk.visual_tokens == chunk.decode.visual_tokens
         assert chunk.visual_tokens <= plan.token_budget
         assert chunk.prompt_tokens > chunk.visual_tokens > 0 and chunk.completion_tokens > 0
         if schema is not None:
@@ -135,11 +143,26 @@ def test_video_url_served_from_localhost(
 
 
 def test_request_options_change_the_plan(http: httpx.Client, generated: Path) -> None:
-    response = post_file(http, generated, fps=2, chunk_s=10, overlap_s=2, aggregate="false")
+    response = post_file(http, generated, fps=2, sampling="uniform", chunk_s=10, overlap_s=2, aggregate="false")
     assert response.status_code == 200, response.text
     analysis = VideoAnalysis.model_validate(response.json())
-    assert analysis.request == AnalyzeOptions(fps=2, chunk_s=10, overlap_s=2, aggregate=False)
+    assert analysis.request == AnalyzeOptions(fps=2, sampling="uniform", chunk_s=10, overlap_s=2, aggregate=False)
     assert len(analysis.chunks) == 3 and analysis.chunks[1].start_s == 8.0
     # 2 fps over a 10 s chunk: 20 frames, about half a second apart.
     times = analysis.chunks[0].frame_times_s
     assert len(times) == 20 and max(b - a for a, b in zip(times, times[1:], strict=False)) < 0.7
+
+
+def test_adaptive_sampling_keeps_the_changes_of_a_screen_share(
+    http: httpx.Client, settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "screen.mp4"
+    events = write_screen_share(path, duration_s=40.0, fps=10.0, width=640, height=360, seed=2)
+    response = post_file(http, path, mode="screen_share", aggregate="false")
+    assert response.status_code == 200, response.text
+    analysis = check_analysis(response.json(), path, settings, "screen_share")
+    stats = analysis.stats
+    # Decoded >= sampled (candidates at the base rate) > kept (what changed, the floor, pairs).
+    assert stats.frames_decoded >= stats.frames_sampled > stats.frames_kept >= 2 * len(analysis.chunks)
+    kept = [t for chunk in analysis.chunks for t in chunk.frame_times_s]
+    assert all(any(e.shown_s <= t < e.end_s for t in kept) for e in events)

@@ -87,13 +87,13 @@ def test_over_limit_duration_and_size(http: httpx.Client, files: dict[str, Path]
 @pytest.mark.parametrize(
     ("body", "status", "type_suffix", "detail"),
     [
-        ({"video_url": "ftp://example.com/a.mp4"}, 400, "url-fetch-failed", "http"),
-        ({"video_url": "http://127.0.0.1:9/nothing.mp4"}, 400, "url-fetch-failed", "could not fetch"),
-        ({"video_url": "http://127.0.0.1:9/a.mp4", "mode": "nonsense"}, 422, "invalid-options", "mode"),
-        ({"video_url": "http://127.0.0.1:9/a.mp4", "fps": 100}, 422, "invalid-options", "fps"),
-        ({"video_url": "http://127.0.0.1:9/a.mp4", "mode": "custom"}, 422, "invalid-options", "prompt"),
+        ({"video_url": "ftp://example.com/a.mp4"}, 400, "url-forbidden", "http"),
+        ({"video_url": "http://media.test:9/nothing.mp4"}, 400, "url-fetch-failed", "could not fetch"),
+        ({"video_url": "http://media.test:9/a.mp4", "mode": "nonsense"}, 422, "invalid-options", "mode"),
+        ({"video_url": "http://media.test:9/a.mp4", "fps": 100}, 422, "invalid-options", "fps"),
+        ({"video_url": "http://media.test:9/a.mp4", "mode": "custom"}, 422, "invalid-options", "prompt"),
         (
-            {"video_url": "http://127.0.0.1:9/a.mp4", "processor_kwargs": {"max_frames": 10**6}},
+            {"video_url": "http://media.test:9/a.mp4", "processor_kwargs": {"max_frames": 10**6}},
             422,
             "invalid-options",
             "extra",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from serve_app.video.synthetic import write_video
 pytestmark = pytest.mark.integration
 
 
-def test_cli_analyze_against_a_server(server: str, tmp_path: Path) -> None:
+def test_cli_analyze_against_a_server(server: str, api_key: str, tmp_path: Path) -> None:
     video = tmp_path / "clip.webm"
     write_video(video, duration_s=6.0, fps=10, width=320, height=240)
     out = tmp_path / "out" / "analysis.json"
@@ -34,6 +35,7 @@ def test_cli_analyze_against_a_server(server: str, tmp_path: Path) -> None:
             str(out),
         ],
         capture_output=True,
+        env={**os.environ, "REELSERVE_API_KEY": api_key},
         text=True,
         timeout=600,
     )
@@ -43,13 +45,27 @@ def test_cli_analyze_against_a_server(server: str, tmp_path: Path) -> None:
     assert "chunks     1 (0 failed)" in proc.stdout and str(out.resolve()) in proc.stdout
 
 
-def test_cli_reports_problems_with_exit_code_2(server: str, tmp_path: Path) -> None:
+def test_cli_reports_problems_with_exit_code_2(server: str, api_key: str, tmp_path: Path) -> None:
     bad = tmp_path / "bad.mp4"
     bad.write_text("not a video")
     proc = subprocess.run(
         [sys.executable, "-m", "serve_app.cli", "analyze", str(bad), "--server", server],
         capture_output=True,
+        env={**os.environ, "REELSERVE_API_KEY": api_key},
         text=True,
         timeout=600,
     )
     assert proc.returncode == 2 and "HTTP 422" in proc.stderr
+
+
+def test_cli_uses_a_job_for_long_videos_and_streams_chunks(server: str, api_key: str, tmp_path: Path) -> None:
+    video = tmp_path / "long.mp4"
+    write_video(video, duration_s=50.0, fps=2, width=160, height=128)  # > 2 chunks of 20 s
+    out = tmp_path / "long.json"
+    command = [sys.executable, "-m", "serve_app.cli", "analyze", str(video), "--server", server, "-o", str(out)]
+    env = {**os.environ, "REELSERVE_API_KEY": api_key, "COLUMNS": "200"}
+    proc = subprocess.run(command, capture_output=True, env=env, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "queued" in proc.stderr and proc.stderr.count("chunk ") >= 3, proc.stderr
+    analysis = VideoAnalysis.model_validate(json.loads(out.read_text()))
+    assert [c.index for c in analysis.chunks] == [0, 1, 2] and "chunks     3 (0 failed)" in proc.stdout

@@ -26,7 +26,8 @@ VENV_BIN = Path(sys.executable).parent
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A separate head node with the dashboard (job submission needs it); killed as a process group."""
-    port, dashboard = free_port(), free_port()
+    # Own ports throughout: the session's cluster already holds Ray's defaults (e.g. the agent's 52365).
+    port, dashboard, agent = free_port(), free_port(), free_port()
     env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
     log = (tmp_path_factory.mktemp("ray-head") / "ray-start.log").open("w")
     proc = subprocess.Popen(
@@ -37,6 +38,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             f"--port={port}",
             f"--dashboard-port={dashboard}",
             "--dashboard-host=127.0.0.1",
+            f"--dashboard-agent-listen-port={agent}",
             "--num-cpus=4",
             "--include-dashboard=true",
             "--disable-usage-stats",
@@ -78,7 +80,7 @@ def test_ray_job_submit_runs_the_archive_job(ray_head: str, tmp_path: Path) -> N
     submit = [str(VENV_BIN / "ray"), "job", "submit", "--address", ray_head, "--runtime-env-json"]
     submit += [json.dumps({"env_vars": {"PYTHONUNBUFFERED": "1"}})]
     archive = [sys.executable, "-m", "data_jobs.archive", "--input", str(inputs), "--output", str(out), "--mode", "ui"]
-    for _ in range(12):  # the dashboard answers before its job agent is ready
+    for _ in range(36):  # the dashboard answers before its job agent is ready (slow on a busy box)
         command = [*submit, "--submission-id", f"archive-{time.time_ns()}", "--", *archive]
         proc = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
         if "No available agent" not in proc.stdout + proc.stderr:

@@ -13,6 +13,8 @@ from serve_app.video.chunking import plan_chunks
 from serve_app.video.tokens import fit_frame_size, visual_tokens
 
 LIMITS = VideoSettings()
+# The floor before the legibility policy: lets the budget shrink frames to 320x192.
+LOW_FLOOR = VideoSettings(min_frame_pixels=320 * 192)
 
 
 def info(duration_s: float, fps: float = 30.0, width: int = 1280, height: int = 720) -> VideoInfo:
@@ -91,7 +93,7 @@ def test_frame_count_is_capped_at_768() -> None:
 
 def test_budget_shrinks_frames_first() -> None:
     # 40 frames = 20 pairs; 4000 // 20 = 200 tokens a pair -> 204,800 px.
-    (plan,) = plan_chunks(info(20), options(fps=2, token_budget=4000), LIMITS)
+    (plan,) = plan_chunks(info(20), options(fps=2, token_budget=4000), LOW_FLOOR)
     assert (plan.width, plan.height) == fit_frame_size(1280, 720, 200 * 1024) == (576, 320)
     assert plan.max_frames == 40 and plan.fps == 2
     assert plan.visual_tokens == 20 * 18 * 10 <= 4000
@@ -100,11 +102,40 @@ def test_budget_shrinks_frames_first() -> None:
 def test_budget_lowers_fps_below_the_minimum_frame_size() -> None:
     # 1000 // 20 pairs = 50 tokens a pair would be 51,200 px < min_frame_pixels
     # (320x192): keep 320x192 (60 tokens a pair) and take 16 pairs instead.
-    (plan,) = plan_chunks(info(20), options(fps=2, token_budget=1000), LIMITS)
+    (plan,) = plan_chunks(info(20), options(fps=2, token_budget=1000), LOW_FLOOR)
     assert (plan.width, plan.height) == (320, 192)
     assert plan.max_frames == 32
     assert plan.fps == pytest.approx(32 / 20)
     assert plan.visual_tokens == 960
+
+
+def test_screen_text_stays_legible_unless_the_budget_forces_less() -> None:
+    # 2 fps over 20 s would need 614 tokens a pair (1024x576); the default
+    # floor keeps 1152x640 (720 a pair) and samples 17 pairs instead.
+    (plan,) = plan_chunks(info(20, width=1920, height=1080), options(fps=2), LIMITS)
+    assert (plan.width, plan.height) == (1152, 640)
+    assert plan.max_frames == 34 and plan.visual_tokens == 17 * 720 <= 12_288
+    # 1 fps fits at the largest size.
+    (plan,) = plan_chunks(info(20, width=1920, height=1080), options(fps=1), LIMITS)
+    assert plan.width * plan.height > 1152 * 640 and plan.max_frames == 20
+    # A budget below one legible pair: smaller frames, as large as it allows.
+    (plan,) = plan_chunks(info(20, width=1920, height=1080), options(token_budget=500), LIMITS)
+    assert plan.max_frames == 2 and plan.visual_tokens <= 500 and plan.width * plan.height < 1152 * 640
+
+
+def test_adaptive_plan_uses_the_largest_frames_and_a_budget_ceiling() -> None:
+    opts = ChunkingOptions(chunk_s=20, overlap_s=1, fps=2, token_budget=12_288, sampling="adaptive", floor_s=7)
+    plans = plan_chunks(info(60), opts, LIMITS)
+    assert [(p.start_s, p.end_s) for p in plans] == [(0, 20), (19, 39), (38, 58), (57, 60)]
+    for plan in plans:
+        assert plan.sampling == "adaptive" and plan.floor_s == 7 and plan.fps == 2
+        assert (plan.width, plan.height) == (1280, 704)  # max_frame_pixels, not shrunk for 40 candidates
+        # 12,288 // 880 tokens a pair = 13 pairs, never more than the candidates.
+        assert plan.max_frames == min(26, len(plan.sample_times()) + len(plan.sample_times()) % 2)
+        assert plan.visual_tokens == visual_tokens(plan.max_frames, 704, 1280) <= 12_288
+    times = plans[0].sample_times()
+    assert len(times) == 40 and times[0] == pytest.approx(0.25) and times[-1] == pytest.approx(19.75)
+    assert plans[-1].max_frames == 6  # 3 s of candidates at 2 fps
 
 
 def test_small_source_keeps_its_size_and_drops_frames() -> None:
@@ -156,8 +187,16 @@ def check_plan(video: VideoInfo, opts: ChunkingOptions, plans: list[ChunkPlan]) 
         assert plan.visual_tokens <= opts.token_budget
         assert plan.fps <= min(opts.fps, video.fps) + 1e-12
         assert plan.width * plan.height <= LIMITS.max_frame_pixels
-        # At least the planned rate over the chunk (targets cover it).
-        assert plan.max_frames >= math.ceil(plan.duration_s * plan.fps - 1e-6)
+        assert plan.sampling == opts.sampling
+        if opts.sampling == "uniform":
+            # At least the planned rate over the chunk (targets cover it).
+            assert plan.max_frames >= math.ceil(plan.duration_s * plan.fps - 1e-6)
+            assert plan.sample_times() == plan.target_times()
+        else:
+            # The ceiling never exceeds the candidates (rounded up to a pair).
+            candidates = len(plan.sample_times())
+            assert candidates >= math.ceil(plan.duration_s * plan.fps - 1e-6)
+            assert plan.max_frames <= candidates + candidates % 2
     if len(plans) > 1:
         assert plans[-1].duration_s >= max(2 * opts.overlap_s, 1.0)
     assert len({(p.width, p.height) for p in plans}) == 1
@@ -174,5 +213,7 @@ def test_plan_invariants_over_many_videos_and_options() -> None:
             opts = options(chunk_s, overlap_s, rng.choice([0.25, 1, 2, 8]), rng.choice([64, 500, 4096, 12_288, 60_000]))
             video = info(duration, fps=src_fps, width=width, height=height)
             check_plan(video, opts, plan_chunks(video, opts, LIMITS))
+            adaptive = opts.model_copy(update={"sampling": "adaptive"})
+            check_plan(video, adaptive, plan_chunks(video, adaptive, LIMITS))
             cases += 1
     assert cases > 150

@@ -3,27 +3,35 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import av
 import numpy as np
 import pytest
 
 from serve_app.config import VideoSettings
 from serve_app.errors import InvalidVideo
-from serve_app.schemas import ChunkingOptions, ChunkPlan
+from serve_app.schemas import ChunkingOptions, ChunkPlan, SamplingStrategy
 from serve_app.video.chunking import plan_chunks
 from serve_app.video.decode import SampledChunk, decode_chunk
 from serve_app.video.probe import probe
-from serve_app.video.synthetic import read_frame_index
+from serve_app.video.synthetic import read_counter, read_frame_index
+from serve_app.video.tokens import visual_tokens
 
 if TYPE_CHECKING:
-    from conftest import Clip, VideoFactory
+    from conftest import Clip, ScreenClip, VideoFactory
 
 LIMITS = VideoSettings()
 
 
 def plans_for(
-    path: Path, chunk_s: float, overlap_s: float, fps: float, token_budget: int = 12_288, limits: VideoSettings = LIMITS
+    path: Path,
+    chunk_s: float,
+    overlap_s: float,
+    fps: float,
+    token_budget: int = 12_288,
+    limits: VideoSettings = LIMITS,
+    sampling: SamplingStrategy = "uniform",
 ) -> list[ChunkPlan]:
-    opts = ChunkingOptions(chunk_s=chunk_s, overlap_s=overlap_s, fps=fps, token_budget=token_budget)
+    opts = ChunkingOptions(chunk_s=chunk_s, overlap_s=overlap_s, fps=fps, token_budget=token_budget, sampling=sampling)
     return plan_chunks(probe(path, limits), opts, limits)
 
 
@@ -131,3 +139,85 @@ def test_decode_real_media(media_dir: Path, name: str) -> None:
         assert abs(t - target) <= 1 / chunk.source_fps  # within one source frame
     # Real pictures, not blank frames.
     assert chunk.frames.std() > 10
+
+
+@pytest.mark.parametrize(
+    ("name", "codec"),
+    [
+        ("h264.mp4", "libx264"),
+        ("hevc.mp4", "libx265"),
+        ("vp8.webm", "libvpx"),
+        ("vp9.webm", "libvpx-vp9"),
+        ("av1.mkv", "libsvtav1"),
+        ("mpeg4.avi", "mpeg4"),
+    ],
+)
+def test_each_codec_decodes_the_right_frames(make_video: VideoFactory, name: str, codec: str) -> None:
+    if codec not in av.codecs_available:
+        pytest.skip(f"this PyAV build has no {codec} encoder")
+    clip = make_video(name, duration_s=4, fps=10, width=128, height=96, codec=codec, gop=10)
+    for sampling in ("uniform", "adaptive"):
+        for plan in plans_for(clip.path, chunk_s=2, overlap_s=0.5, fps=2.5, sampling=sampling):
+            chunk = decode_chunk(clip.path, plan, threads=1)
+            check_chunk(chunk, clip)  # every frame shows the index its timestamp says
+            if sampling == "uniform":
+                for target, t in zip(plan.target_times(), chunk.frame_times_s, strict=True):
+                    assert abs(t - target) <= 1 / clip.fps / 2 + 1e-6  # the nearest frame, skipping or not
+
+
+def test_non_reference_frames_far_from_targets_are_skipped(long_gop_mp4: Clip) -> None:
+    (first, *_) = plans_for(long_gop_mp4.path, chunk_s=10, overlap_s=1, fps=1)
+    chunk = decode_chunk(long_gop_mp4.path, first, threads=1)
+    check_chunk(chunk, long_gop_mp4)
+    for target, t in zip(first.target_times(), chunk.frame_times_s, strict=True):
+        assert abs(t - target) <= 1 / long_gop_mp4.fps / 2 + 1e-6
+    # Frames up to the last target: 96 at 10 fps; x264's non-reference
+    # B-frames between targets are not decoded.
+    shown = sum(1 for t in long_gop_mp4.times if t <= first.target_times()[-1] + 0.1)
+    assert chunk.stats.frames_decoded < 0.8 * shown
+
+
+def test_vfr_adaptive_keeps_true_timestamps(vfr_mkv: Clip) -> None:
+    for plan in plans_for(vfr_mkv.path, chunk_s=5, overlap_s=1, fps=2, sampling="adaptive"):
+        chunk = decode_chunk(vfr_mkv.path, plan)
+        check_chunk(chunk, vfr_mkv)
+        assert 2 <= chunk.stats.frames_kept <= plan.max_frames
+        assert chunk.stats.frames_sampled == len({nearest(vfr_mkv.times, t) for t in plan.sample_times()})
+
+
+def test_adaptive_keeps_every_change_and_drops_static_stretches(screen_share: ScreenClip) -> None:
+    settings = VideoSettings()
+    plans = plans_for(screen_share.path, chunk_s=20, overlap_s=1, fps=2, sampling="adaptive", limits=settings)
+    kept: list[float] = []
+    for plan in plans:
+        chunk = decode_chunk(screen_share.path, plan, threads=1)
+        stats = chunk.stats
+        assert stats.sampling == "adaptive"
+        assert stats.frames_sampled == len(plan.sample_times())  # one candidate per slot at 2 fps
+        assert stats.frames_kept == len(chunk.frame_times_s) <= plan.max_frames and stats.frames_kept % 2 == 0
+        assert stats.visual_tokens == visual_tokens(stats.frames_kept, plan.height, plan.width) <= plan.token_budget
+        assert stats.frames_decoded >= stats.frames_sampled
+        for frame, t in zip(chunk.frames, chunk.frame_times_s, strict=True):
+            # The frame shown at its reported time, to the frame.
+            assert read_counter(frame, screen_share.width, screen_share.height) == round(t * screen_share.fps)
+        times = sorted(set(chunk.frame_times_s))
+        # Between consecutive keeps with no change in between, the floor spacing holds
+        # (the chunk's last candidate, which fills a pair, excepted).
+        for a, b in zip(times, times[1:-1], strict=False):
+            if not any(a < e.start_s <= b or a < e.end_s <= b for e in screen_share.events):
+                assert b - a >= plan.floor_s - 0.5 - 1e-6
+        kept += chunk.frame_times_s
+    for event in screen_share.events:
+        assert any(event.shown_s <= t < event.end_s for t in kept), f"{event} not covered"
+    # Far fewer frames than uniform 1 fps (60+ for this minute).
+    assert len(set(kept)) <= 24
+
+
+def test_adaptive_respects_a_small_budget(screen_share: ScreenClip) -> None:
+    plans = plans_for(screen_share.path, chunk_s=30, overlap_s=0, fps=2, token_budget=300, sampling="adaptive")
+    for plan in plans:
+        # 384x192 frames cost 72 tokens a pair: 300 tokens hold 4 pairs of the 60 candidates.
+        assert (plan.width, plan.height, plan.max_frames) == (384, 192, 8)
+        chunk = decode_chunk(screen_share.path, plan, threads=1)
+        assert chunk.stats.frames_kept <= plan.max_frames
+        assert chunk.stats.visual_tokens <= 300

@@ -1,0 +1,277 @@
+"""Visual tokens and change recall: adaptive sampling vs uniform 1 fps and 2 fps.
+
+    .venv/bin/python bench/sampling.py          # ~2-3 min on 2 cores (first run also generates the videos)
+
+Inputs: generated screen shares with known change times (text pages changing
+at irregular intervals, a quarter of them held under 2 s, dialogs, scrolls, a
+moving cursor, a noisy webcam tile; 1280x720 at 15 fps) and
+../shared/media/display-dual-monitors.webm (a real GNOME screen recording).
+Every strategy decodes the same chunks (the service's 20 s / 1 s overlap) and
+its tokens are counted at the same frame size (Qwen3-VL's arithmetic, what
+the model would be sent):
+- uniform 1 fps and 2 fps (budget lifted so neither is capped);
+- adaptive with the defaults (budget ceiling, floor, change threshold), and
+  a sweep of the floor;
+- PySceneDetect's ContentDetector and HashDetector fed the same 2 fps
+  candidates (chunk start + detected cuts + the same floor and pairing).
+Recall: a change counts as covered when a kept frame shows the new content
+(`ScreenEvent.shown_s <= t < end_s`). The webm has no ground truth; its
+reference changes come from frame-to-frame pixel differences (approximate).
+Last line: `token_reduction_vs_uniform_1fps=<x> recall=<r>` (adaptive
+defaults on the generated set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import av
+import numpy as np
+from common import SHARED_MEDIA, cached, hardware
+
+from serve_app.config import VideoSettings
+from serve_app.schemas import ChunkingOptions, ChunkPlan, VideoInfo
+from serve_app.video import decode_chunk, plan_chunks, probe, visual_tokens
+from serve_app.video.synthetic import ScreenEvent, screen_share_events, write_screen_share
+
+SEEDS = (11, 12, 13)
+WIDTH, HEIGHT, FPS = 1280, 720, 15.0
+# Candidates for the PySceneDetect runs are decoded this small (the detectors downscale anyway).
+DETECTOR_SIZE = (320, 192)
+
+
+@dataclass
+class Outcome:
+    """Kept frames of one strategy over one video."""
+
+    times: list[float]
+    tokens: int
+    seconds: float
+
+
+def uniform(path: Path, info: VideoInfo, fps: float, settings: VideoSettings) -> Outcome:
+    options = ChunkingOptions(
+        chunk_s=settings.chunk_s, overlap_s=settings.overlap_s, fps=fps, token_budget=10**7, sampling="uniform"
+    )
+    return run(path, plan_chunks(info, options, settings))
+
+
+def adaptive(path: Path, info: VideoInfo, settings: VideoSettings, **overrides: float) -> Outcome:
+    options = ChunkingOptions(
+        chunk_s=settings.chunk_s,
+        overlap_s=settings.overlap_s,
+        fps=settings.adaptive_fps,
+        token_budget=settings.token_budget,
+        sampling="adaptive",
+        floor_s=overrides.get("floor_s", settings.floor_s),
+        change_threshold=overrides.get("change_threshold", settings.change_threshold),
+    )
+    return run(path, plan_chunks(info, options, settings))
+
+
+def run(path: Path, plans: list[ChunkPlan]) -> Outcome:
+    started = time.perf_counter()
+    times: list[float] = []
+    tokens = 0
+    for plan in plans:
+        chunk = decode_chunk(path, plan, threads=1)
+        times += chunk.frame_times_s
+        tokens += chunk.stats.visual_tokens
+    return Outcome(times=times, tokens=tokens, seconds=time.perf_counter() - started)
+
+
+def scenedetect_run(
+    path: Path,
+    info: VideoInfo,
+    *,
+    settings: VideoSettings,
+    make_detector: Callable[[], object],
+    size: tuple[int, int],
+) -> Outcome:
+    """PySceneDetect's detector on the same 2 fps candidates, per chunk, with the same floor and pairing."""
+    from scenedetect import FrameTimecode
+
+    options = ChunkingOptions(
+        chunk_s=settings.chunk_s,
+        overlap_s=settings.overlap_s,
+        fps=settings.adaptive_fps,
+        token_budget=10**7,
+        sampling="uniform",
+    )
+    started = time.perf_counter()
+    times: list[float] = []
+    tokens = 0
+    width, height = size  # the adaptive plan's frame size, for counting tokens
+    for plan in plan_chunks(info, options, settings):
+        small = plan.model_copy(update={"width": DETECTOR_SIZE[0], "height": DETECTOR_SIZE[1]})
+        chunk = decode_chunk(path, small, threads=1)
+        detector = make_detector()
+        cuts: set[float] = set()
+        for frame, t in zip(chunk.frames, chunk.frame_times_s, strict=True):
+            # Timecodes in source frames; the detector wants BGR.
+            for cut in detector.process_frame(FrameTimecode(round(t * info.fps), info.fps), frame[:, :, ::-1]):
+                cuts.add(round(cut.frame_num / info.fps, 6))
+        kept = [chunk.frame_times_s[0]]
+        for t in chunk.frame_times_s[1:]:
+            if any(abs(t - c) < 1e-3 for c in cuts):
+                kept.append(t)
+            elif t - kept[-1] >= settings.floor_s:
+                kept.append(t)
+        if len(kept) % 2 and chunk.frame_times_s[-1] > kept[-1]:
+            kept.append(chunk.frame_times_s[-1])
+        if len(kept) % 2:
+            kept.append(kept[-1])
+        times += kept
+        tokens += visual_tokens(len(kept), height, width)
+    return Outcome(times=times, tokens=tokens, seconds=time.perf_counter() - started)
+
+
+def recall(events: list[ScreenEvent], times: list[float]) -> tuple[int, int]:
+    covered = sum(any(e.shown_s - 1e-6 <= t < e.end_s for t in times) for e in events)
+    return covered, len(events)
+
+
+def pixel_change_events(path: Path, duration_s: float) -> list[ScreenEvent]:
+    """Reference changes of a real recording, from frame-to-frame pixel differences.
+
+    A frame "moves" when more than 1% of its pixels change by more than 32
+    grey levels (a cursor is far less). Moving frames less than 0.5 s apart
+    form one change (an animation, a drag), shown from its last moving frame
+    until the next change; changes shown for less than 0.5 s (hover flicker)
+    are dropped, as a 2 fps sampler cannot be expected to see them.
+    Approximate by nature: it is not ground truth.
+    """
+    moving: list[float] = []
+    prev: np.ndarray | None = None
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(stream):
+            gray = frame.reformat(width=stream.width // 4, height=stream.height // 4, format="gray").to_ndarray()
+            gray = gray.astype(np.int16)
+            if prev is not None and (np.abs(gray - prev) > 32).mean() > 0.01:
+                moving.append(float(frame.time or 0.0))
+            prev = gray
+    runs: list[list[float]] = []
+    for t in moving:
+        if runs and t - runs[-1][1] < 0.5:
+            runs[-1][1] = t
+        else:
+            runs.append([t, t])
+    events = []
+    for i, (start, last) in enumerate(runs):
+        shown = last  # the frame that completed the change
+        end = runs[i + 1][0] if i + 1 < len(runs) else duration_s
+        if end - shown >= 0.5:
+            events.append(ScreenEvent("slide", start, shown, end))
+    return events
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=120.0, help="length of each generated video (s)")
+    args = parser.parse_args()
+    print(f"hardware: {hardware()}")
+    settings = VideoSettings()
+    print(
+        f"defaults: adaptive at {settings.adaptive_fps:g} fps, floor {settings.floor_s:g} s, "
+        f"change threshold {settings.change_threshold:g}, budget {settings.token_budget} tokens per "
+        f"{settings.chunk_s:g} s chunk"
+    )
+    try:
+        from scenedetect import ContentDetector, HashDetector
+    except ImportError:
+        ContentDetector = HashDetector = None  # noqa: N806 - the classes, when present
+        print("PySceneDetect not installed (pip install scenedetect-headless): its rows are skipped")
+
+    videos: list[tuple[Path, list[ScreenEvent], str]] = []
+    for seed in SEEDS:
+        path = cached(
+            f"screen-share-{WIDTH}x{HEIGHT}-{FPS:g}fps-{args.duration:g}s-seed{seed}.mp4",
+            lambda p, seed=seed: write_screen_share(
+                p,
+                duration_s=args.duration,
+                fps=FPS,
+                width=WIDTH,
+                height=HEIGHT,
+                seed=seed,
+                encoder_options={"threads": "2"},
+            ),  # fmt: skip
+        )
+        videos.append((path, screen_share_events(args.duration, seed=seed, fps=FPS), "known"))
+    webm = SHARED_MEDIA / "display-dual-monitors.webm"
+    if webm.exists():
+        videos.append((webm, [], "pixel-change reference"))
+    else:
+        print(f"(skipped {webm.name}: not found in {SHARED_MEDIA})")
+
+    strategies: dict[str, Callable[[Path, VideoInfo], Outcome]] = {
+        "uniform 1 fps": lambda p, i: uniform(p, i, 1.0, settings),
+        "uniform 2 fps": lambda p, i: uniform(p, i, 2.0, settings),
+        "adaptive (defaults)": lambda p, i: adaptive(p, i, settings),
+    }
+    for floor in (5.0, 10.0, 15.0, 20.0):
+        if floor != settings.floor_s:
+            strategies[f"adaptive, floor {floor:g} s"] = lambda p, i, f=floor: adaptive(p, i, settings, floor_s=f)
+    detectors: dict[str, Callable[[], object]] = {}
+    if ContentDetector is not None:
+        # Default threshold (27, tuned for film cuts) and a low one that sees text-sized changes.
+        detectors["PySceneDetect content (27)"] = partial(ContentDetector, threshold=27.0, min_scene_len=1)
+        detectors["PySceneDetect content (3)"] = partial(ContentDetector, threshold=3.0, min_scene_len=1)
+        detectors["PySceneDetect hash"] = partial(HashDetector, min_scene_len=1)
+    totals: dict[str, list[float]] = {}  # strategy -> [tokens, minutes, covered, events] (generated set)
+    for path, events, truth in videos:
+        info = probe(path, settings)
+        if truth != "known":
+            events = pixel_change_events(path, info.duration_s)
+        size = plan_chunks(
+            info,
+            ChunkingOptions(chunk_s=20, overlap_s=1, fps=2, token_budget=settings.token_budget, sampling="adaptive"),
+            settings,
+        )[0]
+        frame_size = (size.width, size.height)
+        runs: dict[str, Callable[[Path, VideoInfo], Outcome]] = dict(strategies)
+        for name, factory in detectors.items():
+            runs[name] = partial(scenedetect_run, settings=settings, make_detector=factory, size=frame_size)
+        minutes = info.duration_s / 60
+        print(
+            f"\n== {path.name}: {info.width}x{info.height} {info.fps:g} fps {info.duration_s:.0f} s, "
+            f"{len(events)} changes ({truth}), tokens counted at {size.width}x{size.height}"
+        )
+        baseline = None
+        for name, strategy in runs.items():
+            outcome = strategy(path, info)
+            covered, total = recall(events, outcome.times)
+            baseline = baseline or outcome.tokens
+            missed = [f"{e.kind}@{e.shown_s:.1f}" for e in events if not recall([e], outcome.times)[0]]
+            print(
+                f"   {name:<28s} {outcome.tokens / minutes:8.0f} tokens/min  x{baseline / outcome.tokens:5.2f} fewer "
+                f"| {len(set(outcome.times)):4d} frames | recall {covered}/{total} "
+                f"| {outcome.seconds:5.1f} s{'  missed: ' + ', '.join(missed[:6]) if missed else ''}"
+            )
+            if truth == "known":
+                acc = totals.setdefault(name, [0.0, 0.0, 0.0, 0.0])
+                acc[0] += outcome.tokens
+                acc[1] += minutes
+                acc[2] += covered
+                acc[3] += total
+
+    print("\ngenerated set (all seeds):")
+    base = totals["uniform 1 fps"][0]
+    for name, (tokens, minutes, covered, total) in totals.items():
+        print(
+            f"   {name:<28s} {tokens / minutes:8.0f} tokens/min  x{base / tokens:5.2f} fewer than uniform 1 fps "
+            f"| recall {covered / total:.3f} ({covered:.0f}/{total:.0f})"
+        )
+    tokens, _, covered, total = totals["adaptive (defaults)"]
+    print(f"token_reduction_vs_uniform_1fps={base / tokens:.2f} recall={covered / total:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
