@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import ray
-from ray.data import ActorPoolStrategy, DataContext, Dataset
+from ray.data import ActorPoolStrategy, DataContext, Dataset, TaskPoolStrategy
 
 from data_jobs.decode_stage import decode_row
 from data_jobs.infer_stage import InferStage
@@ -26,9 +26,15 @@ def build_pipeline(
     ds = ds.flat_map(
         probe_row,
         fn_kwargs={"video": settings.video, "options": options, "output": output},
+        compute=TaskPoolStrategy(size=data.probe_tasks),
         num_cpus=data.probe_num_cpus,
     )
-    ds = ds.map(decode_row, fn_kwargs={"threads": settings.video.decode_threads}, num_cpus=data.decode_num_cpus)
+    ds = ds.map(
+        decode_row,
+        fn_kwargs={"threads": settings.video.decode_threads},
+        compute=TaskPoolStrategy(size=data.decode_tasks),
+        num_cpus=data.decode_num_cpus,
+    )
     return ds.map_batches(
         InferStage,
         fn_constructor_args=(vlm_app, settings.model.max_tokens),

@@ -10,9 +10,9 @@ from data_jobs.rows import row
 from data_jobs.store import ArchiveStore, video_id
 from serve_app.config import VideoSettings
 from serve_app.errors import ReelserveError
-from serve_app.schemas import AnalyzeOptions, ChunkingOptions
+from serve_app.schemas import AnalyzeOptions
 from serve_app.storage import local_path
-from serve_app.video import plan_chunks, probe
+from serve_app.video import chunking_options, plan_chunks, probe
 
 logger = logging.getLogger(__name__)
 
@@ -23,15 +23,6 @@ def file_sha256(path: str) -> str:
         while block := fh.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
-
-
-def chunking_options(options: AnalyzeOptions, video: VideoSettings) -> ChunkingOptions:
-    return ChunkingOptions(
-        chunk_s=options.chunk_s or video.chunk_s,
-        overlap_s=video.overlap_s if options.overlap_s is None else options.overlap_s,
-        fps=options.fps or video.fps,
-        token_budget=video.token_budget,
-    )
 
 
 def probe_row(item: dict[str, Any], *, video: VideoSettings, options: dict[str, Any], output: str) -> list[dict]:

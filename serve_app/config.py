@@ -238,6 +238,15 @@ class DataSettings(BaseModel):
     """The bulk archive job (Ray Data): per-stage resources and concurrency."""
 
     probe_num_cpus: float = Field(default=0.25, gt=0, description="Ray CPUs per probe/plan task (mostly I/O).")
+    probe_tasks: int | None = Field(
+        default=None, ge=1, description="Probe tasks at once (None: as many as the cluster fits)."
+    )
+    decode_tasks: int | None = Field(
+        default=None,
+        ge=1,
+        description="Decode tasks at once (None: as many as the cluster fits). On one machine, its core "
+        "count: more only starts more worker processes to fight over the same cores.",
+    )
     decode_num_cpus: float = Field(
         default=0.5, gt=0, description="Ray CPUs per chunk decode task; fractional so decode never starves Serve."
     )

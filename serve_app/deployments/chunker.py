@@ -15,8 +15,8 @@ from ray import serve
 
 from serve_app.config import VideoSettings
 from serve_app.errors import ReelserveError
-from serve_app.schemas import AnalyzeOptions, ChunkingOptions, ChunkPlan, VideoInfo
-from serve_app.video import SampledChunk, decode_chunk, plan_chunks, probe
+from serve_app.schemas import AnalyzeOptions, ChunkPlan, VideoInfo
+from serve_app.video import SampledChunk, chunking_options, decode_chunk, plan_chunks, probe
 
 logger = logging.getLogger(__name__)
 
@@ -34,23 +34,9 @@ class Chunker:
     def __init__(self, video: VideoSettings) -> None:
         self.video = video
 
-    def chunking_options(self, options: AnalyzeOptions) -> ChunkingOptions:
-        sampling = options.sampling or self.video.sampling
-        # A requested fps is the rate of either strategy; adaptive draws its candidates faster by default.
-        default_fps = self.video.adaptive_fps if sampling == "adaptive" else self.video.fps
-        return ChunkingOptions(
-            chunk_s=options.chunk_s or self.video.chunk_s,
-            overlap_s=self.video.overlap_s if options.overlap_s is None else options.overlap_s,
-            fps=options.fps or default_fps,
-            token_budget=self.video.token_budget,
-            sampling=sampling,
-            floor_s=self.video.floor_s,
-            change_threshold=self.video.change_threshold,
-        )
-
     async def plan(self, path: str, options: AnalyzeOptions) -> tuple[VideoInfo, list[ChunkPlan]]:
         info = await asyncio.to_thread(probe, path, self.video)
-        return info, plan_chunks(info, self.chunking_options(options), self.video)
+        return info, plan_chunks(info, chunking_options(options, self.video), self.video)
 
     async def decode(self, path: str, plan: ChunkPlan) -> SampledChunk | DecodeFailure:
         try:

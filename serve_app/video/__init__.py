@@ -4,7 +4,7 @@ A pure library (PyAV + NumPy, no Ray, vLLM or web framework) shared by the
 Serve deployments and the bulk jobs.
 """
 
-from serve_app.video.chunking import plan_chunks
+from serve_app.video.chunking import chunking_options, plan_chunks
 from serve_app.video.decode import SampledChunk, decode_chunk
 from serve_app.video.probe import probe
 from serve_app.video.synthetic import read_frame_index, write_audio_only, write_sample_video, write_video
@@ -13,6 +13,7 @@ from serve_app.video.tokens import FACTOR, fit_frame_size, visual_tokens
 __all__ = [
     "FACTOR",
     "SampledChunk",
+    "chunking_options",
     "decode_chunk",
     "fit_frame_size",
     "plan_chunks",

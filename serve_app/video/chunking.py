@@ -21,7 +21,7 @@ import math
 
 from serve_app.config import VideoSettings
 from serve_app.errors import InvalidOptions
-from serve_app.schemas import ChunkingOptions, ChunkPlan, VideoInfo
+from serve_app.schemas import AnalyzeOptions, ChunkingOptions, ChunkPlan, VideoInfo
 from serve_app.video.tokens import FACTOR, TEMPORAL_PATCH, fit_frame_size, visual_tokens
 
 __all__ = ["MAX_FRAMES", "MIN_FRAMES", "plan_chunks"]
@@ -155,3 +155,19 @@ def _adaptive_size(info: VideoInfo, candidates: int, budget: int, limits: VideoS
     pairs = budget // visual_tokens(TEMPORAL_PATCH, height, width)
     ceiling = max(MIN_FRAMES, min(candidates, MAX_FRAMES, pairs * TEMPORAL_PATCH))
     return width, height, ceiling
+
+
+def chunking_options(options: AnalyzeOptions, video: VideoSettings) -> ChunkingOptions:
+    """A request's chunking knobs with the server's defaults filled in (online and bulk alike)."""
+    sampling = options.sampling or video.sampling
+    # A requested fps is the rate of either strategy; adaptive draws its candidates faster by default.
+    default_fps = video.adaptive_fps if sampling == "adaptive" else video.fps
+    return ChunkingOptions(
+        chunk_s=options.chunk_s or video.chunk_s,
+        overlap_s=video.overlap_s if options.overlap_s is None else options.overlap_s,
+        fps=options.fps or default_fps,
+        token_budget=video.token_budget,
+        sampling=sampling,
+        floor_s=video.floor_s,
+        change_threshold=video.change_threshold,
+    )

@@ -217,3 +217,16 @@ def test_plan_invariants_over_many_videos_and_options() -> None:
             check_plan(video, adaptive, plan_chunks(video, adaptive, LIMITS))
             cases += 1
     assert cases > 150
+
+
+def test_chunking_options_fill_request_gaps_with_server_defaults() -> None:
+    from serve_app.config import VideoSettings
+    from serve_app.schemas import AnalyzeOptions
+    from serve_app.video import chunking_options
+
+    video = VideoSettings(chunk_s=20, overlap_s=1, fps=1, adaptive_fps=2, sampling="adaptive", floor_s=15)
+    filled = chunking_options(AnalyzeOptions(), video)
+    assert (filled.chunk_s, filled.overlap_s, filled.fps, filled.sampling, filled.floor_s) == (20, 1, 2, "adaptive", 15)
+    uniform = chunking_options(AnalyzeOptions(sampling="uniform", overlap_s=0, chunk_s=8), video)
+    assert (uniform.chunk_s, uniform.overlap_s, uniform.fps, uniform.sampling) == (8, 0, 1, "uniform")
+    assert chunking_options(AnalyzeOptions(fps=0.5), video).fps == 0.5
