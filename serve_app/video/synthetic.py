@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -256,6 +256,35 @@ def _slide_image(slide: int, t: float, width: int, height: int, rows: int, backg
     return image
 
 
+def _encode_cfr(
+    path: str | Path,
+    render: Callable[[int, float], np.ndarray],
+    *,
+    duration_s: float,
+    rate: Fraction,
+    width: int,
+    height: int,
+    codec: str = "libx264",
+    options: dict[str, str] | None = None,
+    gop: int | None = None,
+) -> None:
+    """Encode `render(index, t)` frames on a constant-rate grid (frame i at pts i)."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=rate, options=options or {})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.time_base = 1 / rate
+        if gop is not None:
+            stream.codec_context.gop_size = gop
+        for index in range(round(duration_s * rate)):
+            frame = av.VideoFrame.from_ndarray(render(index, float(index / rate)), format="rgb24")
+            frame.pts = index
+            frame.time_base = stream.codec_context.time_base
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
 def write_sample_video(path: str | Path, *, duration_s: float = 30.0, fps: float = 10.0) -> list[float]:
     """A ~30 s 1280x720 screen-share-like clip of a few "slides" of text bars.
 
@@ -265,21 +294,21 @@ def write_sample_video(path: str | Path, *, duration_s: float = 30.0, fps: float
     width, height = 1280, 720
     rate = _rate(fps)
     starts = [s for s, _, _ in _SLIDES if s < duration_s]
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=rate, options=dict(_ENCODER_OPTIONS["libx264"]))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.time_base = 1 / rate
-        for index in range(round(duration_s * rate)):
-            t = float(index / rate)
-            slide = max(i for i, s in enumerate(starts) if s <= t)
-            _, background, rows = _SLIDES[slide]
-            frame = av.VideoFrame.from_ndarray(_slide_image(slide, t, width, height, rows, background), format="rgb24")
-            frame.pts = index
-            frame.time_base = stream.codec_context.time_base
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+
+    def render(_: int, t: float) -> np.ndarray:
+        slide = max(i for i, s in enumerate(starts) if s <= t)
+        _, background, rows = _SLIDES[slide]
+        return _slide_image(slide, t, width, height, rows, background)
+
+    _encode_cfr(
+        path,
+        render,
+        duration_s=duration_s,
+        rate=rate,
+        width=width,
+        height=height,
+        options=dict(_ENCODER_OPTIONS["libx264"]),
+    )
     logger.info("wrote sample video %s (%.0f s, slides at %s)", path, duration_s, starts)
     return starts
 
@@ -485,22 +514,23 @@ def write_screen_share(
     if codec == "libx264":
         options["x264-params"] = f"keyint={gop}:min-keyint={min(gop, 25)}"
     options.update(encoder_options or {})
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=rate, options=options)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.time_base = 1 / rate
-        if codec != "libx264":
-            stream.codec_context.gop_size = gop
-        for index in range(round(duration_s * rate)):
-            image = screen.render(index, float(index / rate))
-            if counter:
-                image[margin : margin + side, margin : margin + side] = render_frame_index(index, side, side)
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = index
-            frame.time_base = stream.codec_context.time_base
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+
+    def render(index: int, t: float) -> np.ndarray:
+        image = screen.render(index, t)
+        if counter:
+            image[margin : margin + side, margin : margin + side] = render_frame_index(index, side, side)
+        return image
+
+    _encode_cfr(
+        path,
+        render,
+        duration_s=duration_s,
+        rate=rate,
+        width=width,
+        height=height,
+        codec=codec,
+        options=options,
+        gop=None if codec == "libx264" else gop,  # x264 takes its GOP from x264-params above
+    )
     logger.info("wrote screen share %s (%.0f s, %d events)", path, duration_s, len(events))
     return events
