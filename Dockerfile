@@ -20,13 +20,16 @@ LABEL org.opencontainers.image.title="reelserve (cpu)" \
       org.opencontainers.image.licenses="Apache-2.0" \
       dev.reelserve.profile="cpu" \
       dev.reelserve.ray-version="${RAY_VERSION}"
-# REELSERVE_SERVE__HOST: `docker run -p 8000:8000` must reach the embedded stack (on KubeRay, serveConfigV2 binds).
+# REELSERVE_SERVE__HOST: `docker run -p 8000:8000` must reach the embedded stack (on KubeRay, serveConfigV2 binds);
+# reachable from outside, so API keys are required (serve_config.yaml's laptop profile disables them):
+# docker run -e REELSERVE_API_KEYS=... . On KubeRay this env also wins over serveConfigV2's args; the
+# overlays require keys too.
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     HF_HOME=/home/ray/.cache/huggingface \
-    REELSERVE_SERVE__HOST=0.0.0.0
+    REELSERVE_SERVE__HOST=0.0.0.0 \
+    REELSERVE_SECURITY__AUTH=required
 WORKDIR /home/ray/reelserve
-# Dependencies change less often than code: metadata first for layer caching.
 COPY --chown=ray:users pyproject.toml README.md serve_config.yaml ./
 COPY --chown=ray:users serve_app ./serve_app
 COPY --chown=ray:users data_jobs ./data_jobs
@@ -52,11 +55,15 @@ LABEL org.opencontainers.image.title="reelserve (gpu)" \
       org.opencontainers.image.licenses="Apache-2.0" \
       dev.reelserve.profile="gpu" \
       dev.reelserve.ray-version="${RAY_VERSION}"
-# REELSERVE_SERVE__HOST: `docker run -p 8000:8000` must reach the embedded stack (on KubeRay, serveConfigV2 binds).
+# REELSERVE_SERVE__HOST: `docker run -p 8000:8000` must reach the embedded stack (on KubeRay, serveConfigV2 binds);
+# reachable from outside, so API keys are required (serve_config.yaml's laptop profile disables them):
+# docker run -e REELSERVE_API_KEYS=... . On KubeRay this env also wins over serveConfigV2's args; the
+# overlays require keys too.
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     HF_HOME=/home/ray/.cache/huggingface \
-    REELSERVE_SERVE__HOST=0.0.0.0
+    REELSERVE_SERVE__HOST=0.0.0.0 \
+    REELSERVE_SECURITY__AUTH=required
 WORKDIR /home/ray/reelserve
 COPY --chown=ray:users pyproject.toml README.md serve_config.yaml ./
 COPY --chown=ray:users serve_app ./serve_app

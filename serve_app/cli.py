@@ -61,7 +61,6 @@ def print_summary(analysis: VideoAnalysis, out: Path | None) -> None:
 
 
 EMBEDDED_OVERRIDES = {"security": {"auth": "disabled"}, "serve": {"host": "127.0.0.1"}}
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def _run_analysis(source: str, options: AnalyzeOptions, server: str | None, config: Path | None) -> VideoAnalysis:
@@ -74,8 +73,6 @@ def _run_analysis(source: str, options: AnalyzeOptions, server: str | None, conf
     # The embedded stack lives for one analysis on 127.0.0.1: no key, explicitly (the environment can still
     # require one; the client then sends REELSERVE_API_KEY).
     settings = cfg.settings(EMBEDDED_OVERRIDES)
-    if settings.security.auth == "disabled" and settings.serve.host not in LOOPBACK_HOSTS:
-        raise typer.BadParameter(f"refusing to run without auth on {settings.serve.host}; bind 127.0.0.1")
     console.log(f"auth: {settings.security.auth} on the embedded local stack ({settings.serve.host} only)")
     started = time.perf_counter()
     with console.status("starting local Ray + Serve app (loading the model) ...") as status:

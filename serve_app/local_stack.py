@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 # tasks need room too. 4 logical CPUs on a 2-core box avoids the deadlock in
 # the Ray notes (ray-project/ray#44687). Work is bounded by real cores anyway.
 LOCAL_NUM_CPUS = 4
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "serve_config.yaml"
 
 
@@ -73,6 +74,12 @@ def local_stack(settings: Settings, *, port: int | None = None, app_name: str = 
 
     from serve_app.app import build_graph
 
+    if settings.security.auth == "disabled" and settings.serve.host not in LOOPBACK_HOSTS:
+        # Every embedded stack binds here: no path may serve without keys beyond this machine.
+        raise ValueError(
+            f"refusing to serve without auth on {settings.serve.host}: bind 127.0.0.1, or set "
+            "REELSERVE_SECURITY__AUTH=required and REELSERVE_API_KEYS"
+        )
     port = settings.serve.port if port is None else port
     # Replicas must find the same temp dir as this process (Ray notes: TMPDIR).
     os.environ.setdefault("VLLM_CACHE_ROOT", str(settings.serve.store_dir.parent / "vllm-cache"))
