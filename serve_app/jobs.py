@@ -14,6 +14,7 @@ order. Pure library (no Ray): the Serve deployments hold a `JobStore`.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 import uuid
@@ -55,8 +56,9 @@ class JobStore:
         return self.files.list_dirs("jobs")
 
     def list(self, limit: int = 50) -> list[Job]:
+        """The newest `limit` jobs; reads only those records."""
         jobs = (self.get(job_id) for job_id in reversed(self.list_ids()))
-        return [job for job in jobs if job is not None][:limit]
+        return list(itertools.islice((job for job in jobs if job is not None), limit))
 
     def delete(self, job_id: str) -> None:
         self.files.delete_dir(f"jobs/{job_id}")

@@ -86,6 +86,7 @@ class JobRunner:
         self.default_max_tokens = default_max_tokens
         self.epoch = uuid.uuid4().hex[:12]  # names this incarnation in stored chunks
         self.tasks: dict[str, asyncio.Task] = {}
+        self.finished: set[str] = set()  # terminal job ids seen by the scheduler
         self.wakeup = asyncio.Event()
         self.loop_task = asyncio.create_task(self._schedule_forever())
 
@@ -130,11 +131,14 @@ class JobRunner:
         for job_id in self.store.list_ids():  # creation order
             if len(self.tasks) >= self.settings.max_running:
                 return
-            if job_id in self.tasks:
+            if job_id in self.tasks or job_id in self.finished:
                 continue
             job = self.store.get(job_id)
-            # "running" without a task here: its runner died; resume it.
-            if job is not None and job.status in ("queued", "running"):
+            if job is None:
+                continue
+            if job.terminal:  # final: never read its record again on this once-a-second pass
+                self.finished.add(job_id)
+            elif job.status in ("queued", "running"):  # "running" without a task here: its runner died
                 self.tasks[job_id] = asyncio.create_task(self._run(job))
 
     def _sweep(self) -> None:
@@ -144,6 +148,7 @@ class JobRunner:
             if job is not None and job.terminal and (job.finished_at or job.updated_at) < horizon:
                 logger.info("job %s: retention expired, deleting", job_id)
                 self.store.delete(job_id)
+                self.finished.discard(job_id)
 
     # -- one job -----------------------------------------------------------------
     def _update(self, job: Job, **fields) -> Job:
