@@ -8,11 +8,8 @@ Hosts are mapped with the injectable resolver; only loopback addresses are ever 
 from __future__ import annotations
 
 import asyncio
-import functools
 import ipaddress
-import threading
 from collections.abc import Iterator
-from http import server as http_server
 from pathlib import Path
 
 import httpcore
@@ -21,6 +18,7 @@ import pytest
 from serve_app.errors import PayloadTooLarge, UrlFetchFailed, UrlForbidden
 from serve_app.fetch import UrlPolicy, _PinnedBackend, address_problem, check_url, fetch_url, resolve_checked
 from serve_app.netguard import install_loopback_guard, uninstall_loopback_guard
+from tests.media_server import serve_folder
 
 REFUSED = {
     "127.0.0.1": "loopback",
@@ -150,38 +148,12 @@ def test_pinned_backend_never_resolves_on_its_own() -> None:
         asyncio.run(backend.connect_tcp("media.test", 80))
 
 
-class _Handler(http_server.SimpleHTTPRequestHandler):
-    """Files from a folder, plus /redirect?to=<url> (302) and /loop (redirects to itself)."""
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        if self.path.startswith("/redirect?to="):
-            self.send_response(302)
-            self.send_header("Location", self.path.removeprefix("/redirect?to="))
-            self.end_headers()
-        elif self.path == "/loop":
-            self.send_response(302)
-            self.send_header("Location", "/loop")
-            self.end_headers()
-        else:
-            super().do_GET()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture()
 def www(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     root = tmp_path / "www"
     root.mkdir()
-    httpd = http_server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://media.test:{httpd.server_address[1]}", root
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
+    with serve_folder(root) as port:
+        yield f"http://media.test:{port}", root
 
 
 def fetch(url: str, dest: Path, max_bytes: int = 1_000_000) -> int:

@@ -15,11 +15,8 @@ metadata addresses that must be refused before any connection is attempted.
 
 from __future__ import annotations
 
-import functools
 import socket
-import threading
 from collections.abc import Iterator
-from http import server as http_server
 from pathlib import Path
 
 import httpx
@@ -28,6 +25,7 @@ import pytest
 from serve_app.config import Settings
 from serve_app.local_stack import ServeConfig, local_stack
 from serve_app.netguard import install_loopback_guard
+from tests.media_server import serve_folder
 
 pytestmark = pytest.mark.integration
 
@@ -109,32 +107,9 @@ def http(server: str, api_key: str) -> Iterator[httpx.Client]:
         yield client
 
 
-class _QuietHandler(http_server.SimpleHTTPRequestHandler):
-    """Files from a folder, plus `/redirect?to=<url>` answering 302 to that URL."""
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        if self.path.startswith("/redirect?to="):
-            self.send_response(302)
-            self.send_header("Location", self.path.removeprefix("/redirect?to="))
-            self.end_headers()
-        else:
-            super().do_GET()
-
-    def log_message(self, *args: object) -> None:  # keep pytest output clean
-        pass
-
-
 @pytest.fixture(scope="session")
 def media_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """A real HTTP server on 127.0.0.1 serving a temp folder: (base URL via `media.test`, folder)."""
     root = tmp_path_factory.mktemp("www")
-    handler = functools.partial(_QuietHandler, directory=str(root))
-    httpd = http_server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://{MEDIA_HOST}:{httpd.server_address[1]}", root
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
+    with serve_folder(root) as port:
+        yield f"http://{MEDIA_HOST}:{port}", root
