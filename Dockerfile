@@ -30,13 +30,18 @@ ENV PYTHONUNBUFFERED=1 \
     REELSERVE_SERVE__HOST=0.0.0.0 \
     REELSERVE_SECURITY__AUTH=required
 WORKDIR /home/ray/reelserve
+# serve_config.yaml: serve_app/serve_config.yaml links to it, and the wheel packages its content.
 COPY --chown=ray:users pyproject.toml README.md serve_config.yaml ./
 COPY --chown=ray:users serve_app ./serve_app
 COPY --chown=ray:users data_jobs ./data_jobs
 # torch's CPU wheel first so nothing pulls the multi-GB CUDA build; then the CPU-profile fixes (see Makefile).
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
  && pip install '.[cpu]' \
- && python -m serve_app.cpu_profile
+ && python -m serve_app.devtools.cpu_profile
+# The installed package must load the serve_config.yaml it ships (package data, no REELSERVE_CONFIG needed:
+# `docker run -e REELSERVE_CONFIG=/mounted.yaml` or `--config` can still name another). `python -I` keeps
+# ./serve_app off sys.path, so this checks site-packages; the build fails if the file did not make it in.
+RUN python -I -c "from serve_app.config import ServeConfig as C; assert C.load().source.read_text() == open('serve_config.yaml').read()"
 # The tiny random-weight model is built offline (no download) where the cpu-dev overlay points.
 USER root
 RUN mkdir -p /opt/reelserve/models && chown ray:users /opt/reelserve/models
@@ -65,10 +70,15 @@ ENV PYTHONUNBUFFERED=1 \
     REELSERVE_SERVE__HOST=0.0.0.0 \
     REELSERVE_SECURITY__AUTH=required
 WORKDIR /home/ray/reelserve
+# serve_config.yaml: serve_app/serve_config.yaml links to it, and the wheel packages its content.
 COPY --chown=ray:users pyproject.toml README.md serve_config.yaml ./
 COPY --chown=ray:users serve_app ./serve_app
 COPY --chown=ray:users data_jobs ./data_jobs
 RUN pip install '.[gpu]'
+# The installed package must load the serve_config.yaml it ships (package data, no REELSERVE_CONFIG needed:
+# `docker run -e REELSERVE_CONFIG=/mounted.yaml` or `--config` can still name another). `python -I` keeps
+# ./serve_app off sys.path, so this checks site-packages; the build fails if the file did not make it in.
+RUN python -I -c "from serve_app.config import ServeConfig as C; assert C.load().source.read_text() == open('serve_config.yaml').read()"
 # The model cache is a volume (a PVC in k8s/): weights are downloaded once, not baked into layers.
 VOLUME ["/home/ray/.cache/huggingface"]
 EXPOSE 8000 8265 6379 10001

@@ -23,7 +23,7 @@ ifeq ($(PROFILE),cpu)
 	# torch's CPU wheel first, so nothing pulls the multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[cpu,dev]'
-	$(BIN)/python -m serve_app.cpu_profile
+	$(BIN)/python -m serve_app.devtools.cpu_profile
 	$(BIN)/python -c "import torchvision, transformers; from transformers import Qwen3VLProcessor"
 	$(BIN)/reelserve make-tiny-model $(TINY_MODEL)
 else

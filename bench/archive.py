@@ -20,11 +20,12 @@ import time
 from pathlib import Path
 
 from data_jobs.archive import run
-from serve_app import client
-from serve_app.local_stack import ServeConfig, local_stack
+from serve_app.cli import client
+from serve_app.cli.local_stack import local_stack
+from serve_app.config import ServeConfig
+from serve_app.devtools.synthetic import write_sample_video, write_video
 from serve_app.schemas import AnalyzeOptions
 from serve_app.video import probe
-from serve_app.video.synthetic import write_sample_video, write_video
 
 SHARED_MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media"
 

@@ -34,9 +34,9 @@ import av
 from common import SHARED_MEDIA, cached, hardware, timed
 
 from serve_app.config import VideoSettings
+from serve_app.devtools.synthetic import read_counter, write_screen_share
 from serve_app.schemas import ChunkingOptions, ChunkPlan, VideoInfo
 from serve_app.video import decode_chunk, plan_chunks, probe
-from serve_app.video.synthetic import read_counter, write_screen_share
 
 SAMPLE_FPS = 1.0
 SHARED = ("display-dual-monitors.webm", "vtest.avi", "Megamind.avi")
@@ -110,6 +110,8 @@ def plans_for(info: VideoInfo, settings: VideoSettings) -> list[ChunkPlan]:
         fps=SAMPLE_FPS,
         token_budget=settings.token_budget,
         sampling="uniform",
+        floor_s=settings.floor_s,
+        change_threshold=settings.change_threshold,
     )
     return plan_chunks(info, options, settings)
 

@@ -36,9 +36,9 @@ import numpy as np
 from common import SHARED_MEDIA, cached, hardware
 
 from serve_app.config import VideoSettings
+from serve_app.devtools.synthetic import ScreenEvent, screen_share_events, write_screen_share
 from serve_app.schemas import ChunkingOptions, ChunkPlan, VideoInfo
 from serve_app.video import decode_chunk, plan_chunks, probe, visual_tokens
-from serve_app.video.synthetic import ScreenEvent, screen_share_events, write_screen_share
 
 SEEDS = (11, 12, 13)
 WIDTH, HEIGHT, FPS = 1280, 720, 15.0
@@ -57,7 +57,13 @@ class Outcome:
 
 def uniform(path: Path, info: VideoInfo, fps: float, settings: VideoSettings) -> Outcome:
     options = ChunkingOptions(
-        chunk_s=settings.chunk_s, overlap_s=settings.overlap_s, fps=fps, token_budget=10**7, sampling="uniform"
+        chunk_s=settings.chunk_s,
+        overlap_s=settings.overlap_s,
+        fps=fps,
+        token_budget=10**7,
+        sampling="uniform",
+        floor_s=settings.floor_s,
+        change_threshold=settings.change_threshold,
     )
     return run(path, plan_chunks(info, options, settings))
 
@@ -103,6 +109,8 @@ def scenedetect_run(
         fps=settings.adaptive_fps,
         token_budget=10**7,
         sampling="uniform",
+        floor_s=settings.floor_s,
+        change_threshold=settings.change_threshold,
     )
     started = time.perf_counter()
     times: list[float] = []
@@ -231,7 +239,15 @@ def main() -> int:
             events = pixel_change_events(path, info.duration_s)
         size = plan_chunks(
             info,
-            ChunkingOptions(chunk_s=20, overlap_s=1, fps=2, token_budget=settings.token_budget, sampling="adaptive"),
+            ChunkingOptions(
+                chunk_s=20,
+                overlap_s=1,
+                fps=2,
+                token_budget=settings.token_budget,
+                sampling="adaptive",
+                floor_s=settings.floor_s,
+                change_threshold=settings.change_threshold,
+            ),
             settings,
         )[0]
         frame_size = (size.width, size.height)

@@ -2,10 +2,11 @@
 
 Runs on the Ray cluster it finds (`ray job submit`, `RAY_ADDRESS`, `--address`)
 or on a local one it starts. Chunks go to the VLM deployment of the running
-reelserve Serve app; with no app running, the job deploys the VLM deployment
-from serve_config.yaml itself and removes it at the end. Results stream back
-per chunk; each video is aggregated (same code as the HTTP path) and written
-as soon as its last chunk is in. Re-runs skip finished videos.
+reelserve Serve app, and each finished video to its Aggregator (the one flow's
+finish step, as for `/v1/analyze` and jobs); with no app running, the job
+deploys those two deployments from serve_config.yaml itself and removes them at
+the end. Results stream back per chunk; each video is finished and written as
+soon as its last chunk is in. Re-runs skip finished videos.
 """
 
 from __future__ import annotations
@@ -27,9 +28,8 @@ from tqdm import tqdm
 
 from data_jobs.inputs import list_inputs
 from data_jobs.store import ArchiveStore
-from serve_app.analysis import assemble, build_timeline
 from serve_app.config import Settings
-from serve_app.schemas import AnalyzeOptions, ChunkPlan, ChunkResult, VideoInfo
+from serve_app.schemas import AnalyzeOptions, ChunkPlan, ChunkResult, VideoAnalysis, VideoInfo
 
 logger = logging.getLogger(__name__)
 
@@ -69,21 +69,23 @@ class Report:
 
 @contextmanager
 def vlm_app(settings: Settings) -> Iterator[str]:
-    """The Serve app whose VLM deployment the job uses; deploys (and later removes) one if none runs."""
+    """The Serve app whose VLM and Aggregator the job uses; deploys (and later removes) them if none runs."""
     from ray import serve
 
+    from serve_app.deployments.aggregator import Aggregator
     from serve_app.deployments.vlm import VLM
 
     running = serve.status().applications.get(settings.app_name)
     if running is not None and running.status == "RUNNING":
-        logger.info("using the VLM deployment of the running app %r", settings.app_name)
+        logger.info("using the VLM and Aggregator deployments of the running app %r", settings.app_name)
         yield settings.app_name
         return
     name = settings.data.job_app_name
-    logger.info("no running %r app: deploying the VLM deployment as %r", settings.app_name, name)
+    logger.info("no running %r app: deploying VLM and Aggregator as %r", settings.app_name, name)
     vlm = VLM.options(**settings.serve.vlm.to_options()).bind(settings.model, settings.video.token_budget)
-    serve.start(proxy_location="Disabled")  # no HTTP needed: the job talks to the replica through a handle
-    serve.run(vlm, name=name, route_prefix=None)
+    aggregator = Aggregator.options(**settings.serve.aggregator.to_options()).bind(vlm, settings.flow)
+    serve.start(proxy_location="Disabled")  # no HTTP needed: the job talks to the replicas through handles
+    serve.run(aggregator, name=name, route_prefix=None)
     try:
         yield name
     finally:
@@ -91,15 +93,14 @@ def vlm_app(settings: Settings) -> Iterator[str]:
 
 
 class Finisher:
-    """Collects streamed chunk results; aggregates and writes each video when its last chunk arrives."""
+    """Collects streamed chunk results; finishes (Aggregator) and writes each video when its last chunk arrives."""
 
-    def __init__(self, store: ArchiveStore, vlm: Any, report: Report, progress: tqdm) -> None:
+    def __init__(self, store: ArchiveStore, aggregator: Any, report: Report, progress: tqdm) -> None:
         self.store = store
-        self.vlm = vlm
+        self.aggregator = aggregator
         self.report = report
         self.progress = progress
         self.pending: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        self.model = vlm.model_id.remote().result()
 
     def add(self, item: dict[str, Any]) -> None:
         kind = item["kind"]
@@ -109,13 +110,13 @@ class Finisher:
         elif kind == "failed":
             self.report.failed += 1
             self.report.failures.append({"path": item["uri"], "error": item["error"]})
-            self.store.write_failure(item["video_id"], item["uri"], item["sha256"], "", item["error"])
+            self.store.write_failure(item["result_key"], item["uri"], item["sha256"], "", item["error"])
             self._done(f"failed {item['uri']}")
         else:
-            rows = self.pending[item["video_id"]]
+            rows = self.pending[item["result_key"]]
             rows.append(item)
             if len(rows) == item["n_chunks"]:
-                self._finish(self.pending.pop(item["video_id"]))
+                self._finish(self.pending.pop(item["result_key"]))
 
     def _done(self, note: str) -> None:
         self.progress.set_postfix_str(note[-60:])
@@ -127,20 +128,11 @@ class Finisher:
         options = AnalyzeOptions.model_validate_json(first["options_json"])
         plans = [ChunkPlan.model_validate_json(r["plan_json"]) for r in rows]
         results = [ChunkResult.model_validate_json(r["result_json"]) for r in rows]
-        timeline = build_timeline(plans, results)
-        started = time.perf_counter()
-        summary = self.vlm.summarize.remote(timeline, options.mode).result() if options.aggregate and timeline else None
-        analysis = assemble(
-            video_id=first["video_id"],
-            info=info,
-            options=options,
-            model=self.model,
-            results=results,
-            timeline=timeline,
-            summary=summary,
-            timings={"summary_s": time.perf_counter() - started},
-        )
-        self.store.write_success(first["uri"], analysis)
+        timings = json.loads(first["timings_json"])
+        analysis: VideoAnalysis = self.aggregator.aggregate.remote(
+            info, options, plans, results, timings, first["started_at"]
+        ).result()
+        self.store.write_success(first["result_key"], first["uri"], analysis)
         r, s = self.report, analysis.stats
         r.ok += 1
         r.video_s += info.duration_s
@@ -164,7 +156,7 @@ def run(input_spec: str, output: str, settings: Settings, options: dict[str, Any
     store = ArchiveStore(output)
     report = Report(output=output, inputs=len(inputs))
     with vlm_app(settings) as app_name, tqdm(total=len(inputs), unit="video", desc="videos") as progress:
-        finisher = Finisher(store, serve.get_deployment_handle("VLM", app_name=app_name), report, progress)
+        finisher = Finisher(store, serve.get_deployment_handle("Aggregator", app_name=app_name), report, progress)
         for item in build_pipeline(inputs, settings, options, output, app_name).iter_rows():
             finisher.add(item)
         if finisher.pending:  # a video whose chunks never all came back must not look finished
@@ -194,7 +186,7 @@ def connect(address: str | None) -> None:
     """Join the given or ambient cluster (ray job submit sets RAY_ADDRESS); else start a local one."""
     import ray
 
-    from serve_app.local_stack import LOCAL_NUM_CPUS
+    from serve_app.cli.local_stack import LOCAL_NUM_CPUS
 
     if address or os.environ.get("RAY_ADDRESS"):
         ray.init(address=address, log_to_driver=False)
@@ -217,7 +209,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    from serve_app.local_stack import ServeConfig
+    from serve_app.config import ServeConfig
 
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -1,50 +1,61 @@
 """Infer stage: chunk rows → results, through the Serve VLM deployment (shared with the online service).
 
-An actor pool keeps `infer_batch_size` chunks in flight per actor; vLLM batches
-them. Replica death and backpressure propagate (Ray Data retries the batch);
-a bad answer is a per-chunk error in the result.
+The batch's chunks go through the one flow's `infer_chunks` (serve_app.flow): the same window, the same
+retry policy (a dead or restarting replica, backpressure, a timeout) and the same failed-chunk results
+as `/v1/analyze` and jobs; vLLM batches the chunks in flight together.
 """
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 
 import pandas as pd
 from ray import serve
 
-from serve_app.schemas import AnalyzeOptions, ChunkPlan, ChunkResult, ChunkTask
+from serve_app.config import FlowSettings
+from serve_app.flow import infer_chunks
+from serve_app.schemas import AnalyzeOptions, ChunkPlan, ChunkResult
 
 
 class InferStage:
-    """`map_batches` UDF (actor). Input columns: kind, video_id, options_json, plan_json, payload, error."""
+    """`map_batches` UDF (async actor). Input columns: kind, sha256, options_json, plan_json, payload, error."""
 
-    def __init__(self, app_name: str, max_tokens: int) -> None:
+    def __init__(self, app_name: str, flow: FlowSettings, max_tokens: int) -> None:
         self.vlm = serve.get_deployment_handle("VLM", app_name=app_name)
+        self.flow = flow
         self.max_tokens = max_tokens
 
-    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        pending = {}
+    async def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         results: list[str | None] = [None] * len(batch)
+        pending = []
         for i, item in enumerate(batch.to_dict("records")):
             if item["kind"] != "chunk":
                 continue
             options = AnalyzeOptions.model_validate_json(item["options_json"])
             plan = ChunkPlan.model_validate_json(item["plan_json"])
-            if item["payload"] is None:
+            if item["payload"] is None:  # decode failed: reported in its result, nothing to infer
                 results[i] = ChunkResult.failed(plan, options.mode, item["error"] or "no frames").model_dump_json()
                 continue
-            task = ChunkTask(
-                video_id=item["video_id"],
-                mode=options.mode,
-                prompt=options.prompt,
-                json_schema=options.json_schema,
-                max_tokens=options.max_tokens or self.max_tokens,
-            )
-            pending[i] = self.vlm.analyze_chunk.remote(pickle.loads(item["payload"]), task)
-        for i, response in pending.items():  # all sent first, so they run together
-            results[i] = response.result().model_dump_json()
+            pending.append((i, self._infer(item, options, plan)))
+        # The batch's chunks run together (the batch size is the window), each under the flow's policy.
+        for (i, _), result in zip(pending, await asyncio.gather(*(c for _, c in pending)), strict=True):
+            results[i] = result.model_dump_json()
         out = batch.copy()
         out["result_json"] = results
         out["payload"] = None  # frames are done with; keep blocks small downstream
         out["error"] = [None if kind == "chunk" else err for kind, err in zip(out["kind"], out["error"], strict=True)]
         return out
+
+    async def _infer(self, item: dict, options: AnalyzeOptions, plan: ChunkPlan) -> ChunkResult:
+        video_id = item["sha256"][:16]
+        sampled = pickle.loads(item["payload"])
+        task = options.to_chunk_task(video_id, self.max_tokens)
+        (result,) = await infer_chunks(
+            [plan],
+            lambda _: self.vlm.analyze_chunk.remote(sampled, task),
+            mode=options.mode,
+            policy=self.flow,
+            video_id=video_id,
+        )
+        return result

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from serve_app.storage import resolve, to_uri
+from serve_app.store.files import resolve, to_uri
 
 MANIFEST_SUFFIXES = (".csv", ".jsonl")
 

@@ -1,4 +1,4 @@
-"""build_pipeline: list → probe/plan → decode (CPU tasks) → infer (VLM deployment). Assembly only."""
+"""build_pipeline: list → probe/plan → decode (CPU tasks) → infer (VLM deployment, the one flow). Assembly only."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def build_pipeline(
     )
     return ds.map_batches(
         InferStage,
-        fn_constructor_args=(vlm_app, settings.model.max_tokens),
+        fn_constructor_args=(vlm_app, settings.flow, settings.model.max_tokens),
         batch_size=data.infer_batch_size,
         batch_format="pandas",
         compute=ActorPoolStrategy(size=data.infer_actors),

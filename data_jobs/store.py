@@ -1,13 +1,14 @@
 """The archive job's output layout under OUT (any pyarrow/fsspec filesystem), written atomically.
 
-    OUT/videos/<video-id>.parquet     one row per video (written last: the completion marker)
-    OUT/chunks/<video-id>.parquet     one row per chunk
-    OUT/analyses/<video-id>.json      the same `VideoAnalysis` the HTTP API returns
-    OUT/report.json                   the run's report
+    OUT/videos/<result-key>.parquet     one row per video (written last: the completion marker)
+    OUT/chunks/<result-key>.parquet     one row per chunk
+    OUT/analyses/<result-key>.json      the same `VideoAnalysis` the HTTP API returns
+    OUT/report.json                     the run's report
 
-`<video-id>` is the video's identity: its content hash plus a hash of the
-analysis options, so a re-run with the same options finds finished work, and
-a file rewritten under the same name replaces (never duplicates) rows. Local
+`video_id` means what it means everywhere: the content hash (`VideoInfo.video_id`). The files are named
+by the `result_key`: the content hash plus a hash of the analysis options, so a re-run with the same
+options finds finished work, the same video under other options gets its own result, and a file
+rewritten under the same name replaces (never duplicates) rows. Local
 writes go to a temporary name and are renamed; object stores publish an
 object only when its upload completes.
 """
@@ -23,10 +24,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from serve_app.schemas import VideoAnalysis
-from serve_app.storage import FileStore
+from serve_app.store.files import FileStore
 
 VIDEO_SCHEMA = pa.schema(
     [
+        ("result_key", pa.string()),
         ("video_id", pa.string()),
         ("path", pa.string()),
         ("sha256", pa.string()),
@@ -46,6 +48,7 @@ VIDEO_SCHEMA = pa.schema(
 
 CHUNK_SCHEMA = pa.schema(
     [
+        ("result_key", pa.string()),
         ("video_id", pa.string()),
         ("index", pa.int32()),
         ("start_s", pa.float64()),
@@ -64,8 +67,9 @@ CHUNK_SCHEMA = pa.schema(
 )
 
 
-def video_id(sha256: str, options_key: str) -> str:
-    return f"{sha256[:16]}-{hashlib.sha256(options_key.encode()).hexdigest()[:8]}"
+def result_key(content: str, options_key: str) -> str:
+    """`<content hash[:16]>-<options hash[:8]>`: one result per video and analysis options."""
+    return f"{content[:16]}-{hashlib.sha256(options_key.encode()).hexdigest()[:8]}"
 
 
 class ArchiveStore:
@@ -74,21 +78,21 @@ class ArchiveStore:
         self.files = FileStore(uri)
 
     @staticmethod
-    def _key(kind: str, vid: str) -> str:
-        return f"{kind}/{vid}.{'json' if kind == 'analyses' else 'parquet'}"
+    def _key(kind: str, key: str) -> str:
+        return f"{kind}/{key}.{'json' if kind == 'analyses' else 'parquet'}"
 
-    def is_complete(self, vid: str) -> bool:
+    def is_complete(self, key: str) -> bool:
         """Finished and intact: the video row says ok and its analysis is there."""
-        if not (self.files.exists(self._key("videos", vid)) and self.files.exists(self._key("analyses", vid))):
+        if not (self.files.exists(self._key("videos", key)) and self.files.exists(self._key("analyses", key))):
             return False
-        rows = pq.read_table(self.files.path(self._key("videos", vid)), filesystem=self.files.fs).to_pylist()
+        rows = pq.read_table(self.files.path(self._key("videos", key)), filesystem=self.files.fs).to_pylist()
         return bool(rows) and rows[0]["status"] == "ok"
 
-    def write_success(self, path: str, analysis: VideoAnalysis) -> None:
-        vid = analysis.video_id
+    def write_success(self, key: str, path: str, analysis: VideoAnalysis) -> None:
         chunks = [
             {
-                "video_id": vid,
+                "result_key": key,
+                "video_id": analysis.video_id,
                 "index": c.index,
                 "start_s": c.start_s,
                 "end_s": c.end_s,
@@ -105,10 +109,11 @@ class ArchiveStore:
             }
             for c in analysis.chunks
         ]
-        self._write_table(self._key("chunks", vid), chunks, CHUNK_SCHEMA)
-        self.files.write_bytes(self._key("analyses", vid), analysis.model_dump_json(indent=2).encode())
+        self._write_table(self._key("chunks", key), chunks, CHUNK_SCHEMA)
+        self.files.write_bytes(self._key("analyses", key), analysis.model_dump_json(indent=2).encode())
         self._write_video_row(
-            vid,
+            key,
+            video_id=analysis.video_id,
             path=path,
             sha256=analysis.video.sha256,
             status="ok",
@@ -123,15 +128,16 @@ class ArchiveStore:
             options_json=analysis.request.model_dump_json(),
         )
 
-    def write_failure(self, vid: str, path: str, sha256: str | None, mode: str, error: str) -> None:
+    def write_failure(self, key: str, path: str, sha256: str | None, mode: str, error: str) -> None:
         # A failed redo must not leave an old analysis looking current.
-        self.files.delete(self._key("analyses", vid))
-        self._write_video_row(vid, path=path, sha256=sha256, status="failed", error=error, mode=mode)
+        self.files.delete(self._key("analyses", key))
+        video_id = sha256[:16] if sha256 else None
+        self._write_video_row(key, video_id=video_id, path=path, sha256=sha256, status="failed", error=error, mode=mode)
 
-    def _write_video_row(self, vid: str, **fields: Any) -> None:
+    def _write_video_row(self, key: str, **fields: Any) -> None:
         row = {name: None for name in VIDEO_SCHEMA.names}
-        row.update(fields, video_id=vid, finished_at=datetime.now(UTC).isoformat())
-        self._write_table(self._key("videos", vid), [row], VIDEO_SCHEMA)
+        row.update(fields, result_key=key, finished_at=datetime.now(UTC).isoformat())
+        self._write_table(self._key("videos", key), [row], VIDEO_SCHEMA)
 
     def _write_table(self, key: str, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
         table = pa.Table.from_pylist(rows, schema=schema)

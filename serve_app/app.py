@@ -2,7 +2,7 @@
 
     Ingress ──► Chunker (CPU, autoscaling) ──► VLM (vLLM Qwen3-VL, autoscaling)
        ├──────► Aggregator ───────────────────► VLM (summary call)
-       └──────► JobRunner (async jobs: the same Chunker → VLM → Aggregator path, durable)
+       └──────► JobRunner (async jobs: the same flow, serve_app.flow, durable)
 
 Settings are read once, here, and each deployment gets its section; the
 deployment options (resources, concurrency, autoscaling) come from
@@ -15,23 +15,25 @@ from typing import Any
 
 from ray.serve import Application
 
-from serve_app.auth import check_auth_configured
 from serve_app.config import Settings, job_store_uri, load_settings
 from serve_app.deployments.aggregator import Aggregator
 from serve_app.deployments.chunker import Chunker
 from serve_app.deployments.ingress import Ingress
 from serve_app.deployments.runner import JobRunner
 from serve_app.deployments.vlm import VLM
+from serve_app.http.auth import check_auth_configured
 
 
 def build_graph(settings: Settings) -> Application:
     check_auth_configured(settings.security)  # fail here, not after the engine loaded, if no key is set
-    serve = settings.serve
-    vlm = VLM.options(**serve.vlm.to_options()).bind(settings.model, settings.video.token_budget)
-    chunker = Chunker.options(**serve.chunker.to_options()).bind(settings.video)
-    aggregator = Aggregator.options(**serve.aggregator.to_options()).bind(vlm)
-    runner = JobRunner.bind(chunker, vlm, aggregator, job_store_uri(settings), settings.jobs, settings.model.max_tokens)
-    return Ingress.options(**serve.ingress.to_options()).bind(chunker, vlm, aggregator, runner, settings)
+    serve, log = settings.serve, settings.logging_config()
+    vlm = VLM.options(**serve.vlm.to_options(log)).bind(settings.model, settings.video.token_budget)
+    chunker = Chunker.options(**serve.chunker.to_options(log)).bind(settings.video)
+    aggregator = Aggregator.options(**serve.aggregator.to_options(log)).bind(vlm, settings.flow)
+    runner = JobRunner.options(logging_config=log).bind(
+        chunker, vlm, aggregator, job_store_uri(settings), settings.jobs, settings.flow, settings.model.max_tokens
+    )
+    return Ingress.options(**serve.ingress.to_options(log)).bind(chunker, vlm, aggregator, runner, settings)
 
 
 def build_app(args: dict[str, Any]) -> Application:

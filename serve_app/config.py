@@ -5,15 +5,25 @@ with `__`, e.g. `REELSERVE_MODEL__MODEL=/models/qwen3-vl-2b`), then the `args`
 of `serve_config.yaml` (or CLI flags, passed the same way), then the defaults
 below. Settings are read once, by `app.build_app`, the CLI and each job's
 entry point, and each component gets its section.
+
+Which serve_config.yaml (`ServeConfig.load`): the one named by `--config` or
+`REELSERVE_CONFIG` (missing: an error), else the copy packaged in serve_app, so
+an installed reelserve (the Docker image) runs the config it ships. The file
+holds only the laptop profile's overrides; every default is here, with its reason.
 """
 
 from __future__ import annotations
 
+import copy
+import importlib.resources
 import ipaddress
+import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -21,6 +31,10 @@ from serve_app.schemas import SamplingStrategy
 
 DEFAULT_HOME = Path.home() / ".cache" / "reelserve"
 GPU_DEFAULT_MODEL = "Qwen/Qwen3-VL-8B-Instruct"
+CONFIG_ENV = "REELSERVE_CONFIG"  # path of the serve config to load instead of the packaged one
+PACKAGED_CONFIG = "serve_config.yaml"  # package data of serve_app (in a checkout: a symlink to the repo's file)
+
+logger = logging.getLogger(__name__)
 
 
 class VideoSettings(BaseModel):
@@ -34,7 +48,12 @@ class VideoSettings(BaseModel):
     overlap_s: float = Field(
         default=1.0, ge=0, description="Default overlap so events on a boundary are seen whole by one chunk."
     )
-    fps: float = Field(default=1.0, gt=0, le=8, description="Default sampling rate; 1 fps is what peers use.")
+    fps: float = Field(
+        default=1.0,
+        gt=0,
+        le=8,
+        description="Rate of uniform sampling (requests may ask sampling=uniform); 1 fps is what peers use.",
+    )
     token_budget: int = Field(
         default=12_288,
         ge=64,
@@ -64,22 +83,25 @@ class VideoSettings(BaseModel):
     sampling: SamplingStrategy = Field(
         default="adaptive",
         description=(
-            "'adaptive' keeps frames where the picture changes (screen shares: far fewer tokens, no missed "
-            "slide); 'uniform' samples at a fixed fps. bench/sampling.py compares them."
+            "'adaptive' keeps frames where the picture changes: on screen shares bench/sampling.py measured "
+            "~5x fewer visual tokens than uniform 1 fps, every change kept. 'uniform' samples at `fps`."
         ),
     )
     adaptive_fps: float = Field(
         default=2.0,
         gt=0,
         le=8,
-        description="Adaptive: rate candidates are drawn at; 2 fps sees changes shown for 0.5 s or more.",
+        description=(
+            "Adaptive: rate candidates are drawn at; 2 fps (one every 0.5 s) still sees a dialog open for 0.8 s."
+        ),
     )
     floor_s: float = Field(
         default=15.0,
         gt=0,
         description=(
             "Adaptive: longest stretch without a kept frame, even on a static screen. bench/sampling.py: 15 s "
-            "costs ~8% fewer tokens than 10 s at the same recall; a static 20 s chunk gets one frame pair either way."
+            "costs ~8% fewer tokens than 10 s at the same recall (5.4x vs 5.0x fewer than uniform 1 fps); a "
+            "static 20 s chunk gets one frame pair either way."
         ),
     )
     change_threshold: float = Field(
@@ -107,28 +129,67 @@ class ModelSettings(BaseModel):
         description="Where the tiny random development model lives.",
     )
     served_model_name: str | None = Field(default=None, description="Model name reported in results.")
-    max_model_len: int = Field(default=16_384, ge=1024, description="Context length (visual + text tokens).")
-    max_tokens: int = Field(default=512, ge=16, description="Default completion tokens per chunk.")
+    max_model_len: int = Field(
+        default=16_384,
+        ge=1024,
+        description="Context length (visual + text tokens): a chunk's 12k visual tokens + prompt + answer fit in 16k.",
+    )
+    max_tokens: int = Field(
+        default=1024,
+        ge=16,
+        description=(
+            "Default completion tokens per chunk (a request's max_tokens overrides it); 1024 leaves a busy "
+            "chunk's JSON answer room and still fits: token_budget + max_tokens + prompt_reserve_tokens "
+            "<= max_model_len."
+        ),
+    )
     summary_max_tokens: int = Field(default=512, ge=16, description="Completion tokens of the summary call.")
+    prompt_reserve_tokens: int = Field(
+        default=1024,
+        ge=0,
+        description="Tokens kept for the text around the visual tokens: chat template, instruction, one "
+        "`<t seconds>` marker and vision start/end per frame pair (~9 tokens a pair) and a user prompt.",
+    )
     dtype: str = Field(default="auto", description="Weights dtype; 'auto' = float32 on CPU, bfloat16 on GPU.")
     kv_cache_memory_bytes: int | None = Field(
         default=256 * 1024**2,
-        description="KV cache size on CPU (bytes); None lets vLLM use gpu_memory_utilization on GPU.",
+        description=(
+            "KV cache size on CPU (bytes); 256 MiB is plenty for the tiny model. None lets vLLM size it from "
+            "gpu_memory_utilization (GPU)."
+        ),
     )
-    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    gpu_memory_utilization: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="Share of GPU memory vLLM may take (weights + KV cache) when kv_cache_memory_bytes is None.",
+    )
     max_num_seqs: int = Field(default=16, ge=1, description="Sequences batched together by vLLM.")
     enforce_eager: bool = Field(default=True, description="Skip graph compilation (fast start on CPU).")
-    trust_remote_code: bool = False
+    trust_remote_code: bool = Field(
+        default=False,
+        description="Run Python code shipped with a checkpoint; Qwen3-VL is built into vLLM and transformers, so off.",
+    )
     temperature: float = Field(default=0.0, ge=0, le=2, description="0 = greedy (reproducible).")
-    seed: int = 0
+    seed: int = Field(default=0, description="Sampling seed: runs with temperature > 0 are reproducible too.")
 
 
 class AutoscalingSettings(BaseModel):
-    min_replicas: int = Field(default=1, ge=0)
-    max_replicas: int = Field(default=1, ge=1)
-    target_ongoing_requests: float = Field(default=2, gt=0)
-    upscale_delay_s: float = Field(default=10, ge=0)
-    downscale_delay_s: float = Field(default=120, ge=0)
+    """Ray Serve autoscaling of one deployment (per-deployment values: `_vlm_defaults`, `_chunker_defaults`)."""
+
+    min_replicas: int = Field(
+        default=1, ge=0, description="Replicas kept when idle; 1: the first request does not wait for a cold start."
+    )
+    max_replicas: int = Field(default=1, ge=1, description="Most replicas the autoscaler starts.")
+    target_ongoing_requests: float = Field(
+        default=2, gt=0, description="Ongoing requests per replica the autoscaler aims for; above it adds replicas."
+    )
+    upscale_delay_s: float = Field(
+        default=10, ge=0, description="How long load must stay above the target before a replica is added."
+    )
+    downscale_delay_s: float = Field(
+        default=120, ge=0, description="How long load must stay below the target before a replica is removed."
+    )
 
     @model_validator(mode="after")
     def _min_le_max(self) -> AutoscalingSettings:
@@ -140,19 +201,27 @@ class AutoscalingSettings(BaseModel):
 class DeploymentSettings(BaseModel):
     """Resources, concurrency and autoscaling of one Serve deployment."""
 
-    num_cpus: float = Field(default=0.25, ge=0)
-    num_gpus: float = Field(default=0, ge=0)
+    num_cpus: float = Field(
+        default=0.25, ge=0, description="Ray (logical) CPUs per replica; fractional so small boxes fit the graph."
+    )
+    num_gpus: float = Field(default=0, ge=0, description="Ray GPUs per replica (the VLM on a GPU: 1).")
     memory_bytes: int | None = Field(default=None, ge=0, description="Ray memory reservation.")
-    max_ongoing_requests: int = Field(default=8, ge=1)
-    max_queued_requests: int = Field(default=64, description="-1 = unbounded (not recommended).")
+    max_ongoing_requests: int = Field(default=8, ge=1, description="Requests one replica works on at once.")
+    max_queued_requests: int = Field(
+        default=64,
+        description="Requests waiting for a replica beyond which the caller gets 503 (backpressure); -1 = "
+        "unbounded (not recommended).",
+    )
     retry_after_s: float = Field(
         default=5, ge=0, description="Retry-After (seconds) on the 503 a full queue answers with."
     )
-    autoscaling: AutoscalingSettings = Field(default_factory=AutoscalingSettings)
-    env_vars: dict[str, str] = Field(default_factory=dict)
+    autoscaling: AutoscalingSettings = Field(
+        default_factory=AutoscalingSettings, description="Replica count bounds and how fast it follows load."
+    )
+    env_vars: dict[str, str] = Field(default_factory=dict, description="Environment variables of each replica.")
 
-    def to_options(self) -> dict[str, Any]:
-        """Keyword arguments for `Deployment.options()`."""
+    def to_options(self, logging_config: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Keyword arguments for `Deployment.options()` (`logging_config`: `Settings.logging_config()`)."""
         actor: dict[str, Any] = {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus}
         if self.memory_bytes:
             actor["memory"] = self.memory_bytes
@@ -164,46 +233,75 @@ class DeploymentSettings(BaseModel):
             "max_queued_requests": self.max_queued_requests,
             "backpressure_config": {"status_code": 503, "retry_after_s": self.retry_after_s},
             "autoscaling_config": self.autoscaling.model_dump(),
-        }
+        } | ({"logging_config": logging_config} if logging_config else {})
 
 
 def _vlm_defaults() -> DeploymentSettings:
     return DeploymentSettings(
-        # On CPU the engine's compute threads are not Ray-accounted; 0.5 keeps
-        # a 2-core box schedulable. A GPU deployment overrides num_gpus=1.
+        # On CPU the engine's compute threads are not Ray-accounted; 0.5 keeps a 2-core box schedulable.
+        # A GPU deployment overrides num_gpus=1 (and num_cpus for the processor/tokenizer threads).
         num_cpus=0.5,
-        max_ongoing_requests=16,  # vLLM batches continuously; feed it a batch
-        max_queued_requests=128,
-        autoscaling=AutoscalingSettings(target_ongoing_requests=8),
-        env_vars={"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "OMP_NUM_THREADS": "1"},
+        num_gpus=0,
+        max_ongoing_requests=16,  # vLLM batches continuously; give it a batch to work with
+        max_queued_requests=128,  # beyond this the caller gets 503 and retries (flow.backoff_s)
+        autoscaling=AutoscalingSettings(
+            min_replicas=1,
+            max_replicas=1,  # one engine per 2-core box; raise with GPUs
+            target_ongoing_requests=8,  # half a batch per engine before another one is started
+            upscale_delay_s=10,
+            downscale_delay_s=300,  # engines are slow to start (16-56 s on CPU): keep them around
+        ),
+        env_vars={
+            # In-process engine core (notes/vllm-cpu.md): 2 processes instead of 3, ~0.6 GB less, starts in
+            # 16-22 s instead of 26-56 s, ~2-3x the requests/s on CPU.
+            "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+            "OMP_NUM_THREADS": "1",  # recommended for Qwen3-VL's multimodal preprocessing (notes/qwen3-vl.md)
+        },
     )
 
 
 def _chunker_defaults() -> DeploymentSettings:
-    # Decoding one chunk is CPU-bound and short; two at a time per replica.
     return DeploymentSettings(
-        num_cpus=0.5,
-        max_ongoing_requests=2,
-        max_queued_requests=256,
-        autoscaling=AutoscalingSettings(max_replicas=2, target_ongoing_requests=1),
+        num_cpus=0.5,  # decode is CPU-bound; fractional so a 2-CPU box never deadlocks
+        max_ongoing_requests=2,  # decoding one chunk is short: two at a time per replica
+        max_queued_requests=256,  # chunks of every video in flight wait here; beyond it the caller gets 503
+        autoscaling=AutoscalingSettings(
+            min_replicas=1,
+            max_replicas=2,
+            target_ongoing_requests=1,
+            upscale_delay_s=5,  # a decoder starts in seconds: add one as soon as chunks queue up
+            downscale_delay_s=120,
+        ),
     )
+
+
+def _ingress_defaults() -> DeploymentSettings:
+    # The async HTTP entry (uploads, URL fetches, event streams) mostly waits: little CPU, many requests.
+    return DeploymentSettings(num_cpus=0.25, max_ongoing_requests=32, max_queued_requests=128)
+
+
+def _aggregator_defaults() -> DeploymentSettings:
+    # Merges chunk results and waits on the VLM's summary call: a tenth of a CPU.
+    return DeploymentSettings(num_cpus=0.1, max_ongoing_requests=16)
 
 
 class ServeSettings(BaseModel):
     """The HTTP service and the deployments of the Serve graph."""
 
     host: str = Field(default="127.0.0.1", description="Bind address of the embedded local stack.")
-    port: int = Field(default=8000, ge=0, le=65535)
+    port: int = Field(default=8000, ge=0, le=65535, description="HTTP port of the embedded local stack.")
     store_dir: Path = Field(default=DEFAULT_HOME / "store", description="Where uploads and downloads are kept.")
     url_timeout_s: float = Field(default=60, gt=0, description="Total time allowed to fetch a video URL.")
     ready_timeout_s: float = Field(default=5, gt=0, description="How long /readyz waits for the engine.")
     ingress: DeploymentSettings = Field(
-        default_factory=lambda: DeploymentSettings(num_cpus=0.25, max_ongoing_requests=32, max_queued_requests=128)
+        default_factory=_ingress_defaults, description="The HTTP API (FastAPI ingress) deployment."
     )
-    chunker: DeploymentSettings = Field(default_factory=_chunker_defaults)
-    vlm: DeploymentSettings = Field(default_factory=_vlm_defaults)
+    chunker: DeploymentSettings = Field(
+        default_factory=_chunker_defaults, description="Decodes and samples chunks (CPU-bound)."
+    )
+    vlm: DeploymentSettings = Field(default_factory=_vlm_defaults, description="The vLLM engine deployment.")
     aggregator: DeploymentSettings = Field(
-        default_factory=lambda: DeploymentSettings(num_cpus=0.1, max_ongoing_requests=16)
+        default_factory=_aggregator_defaults, description="Merges chunk results and asks the VLM for the summary."
     )
 
 
@@ -217,21 +315,49 @@ class JobSettings(BaseModel):
     )
     max_running: int = Field(default=2, ge=1, description="Jobs processed at once; the rest wait durably, queued.")
     max_queued: int = Field(default=100, ge=0, description="Queued jobs beyond which submission gets 503.")
-    max_chunks_in_flight: int = Field(
-        default=8, ge=1, description="Chunks of one job sent at once; enough to keep vLLM's batch full."
-    )
-    chunk_timeout_s: float = Field(default=600, gt=0, description="Longest one chunk's decode + inference may take.")
-    retry_deadline_s: float = Field(
-        default=240,
-        gt=0,
-        description="How long a failing chunk keeps being retried; covers a replaced engine starting up.",
-    )
-    retry_backoff_s: float = Field(default=1.0, gt=0, description="First retry delay; doubles up to 15 s.")
     fail_ratio: float = Field(
         default=0.5, gt=0, le=1, description="The job fails when more than this fraction of its chunks failed."
     )
     retention_s: float = Field(default=7 * 86400, gt=0, description="Finished jobs are deleted after this long.")
     events_poll_s: float = Field(default=0.5, gt=0, description="How often the event stream looks for news.")
+    scheduler_poll_s: float = Field(
+        default=1.0, gt=0, description="How often the runner looks for queued jobs when nobody woke it."
+    )
+    sweep_interval_s: float = Field(
+        default=600, gt=0, description="How often the runner deletes jobs past their retention."
+    )
+
+
+class FlowSettings(BaseModel):
+    """The one analysis flow (serve_app.flow) for sync analyze, jobs and the archive job: how many chunks of a
+    video are in flight, and the one retry policy of a chunk call.
+
+    Retried: a dead or restarting replica, backpressure, an engine timeout. Never: bad input.
+    """
+
+    chunks_in_flight: int = Field(
+        default=8,
+        ge=1,
+        description="Chunks of one video sent at once; 8 keeps vLLM's batch full (the VLM replica takes 16) "
+        "while one long video cannot flood the Chunker queue.",
+    )
+
+    chunk_timeout_s: float = Field(default=600, gt=0, description="Longest one chunk's decode + inference may take.")
+    deadline_s: float = Field(
+        default=240,
+        gt=0,
+        description="How long a failing chunk keeps being retried; covers a replaced engine starting up (16-56 s "
+        "measured on CPU) with room to spare.",
+    )
+    backoff_s: float = Field(default=1.0, gt=0, description="First retry delay; doubles each attempt.")
+    backoff_max_s: float = Field(default=15.0, gt=0, description="Longest delay between two attempts.")
+    jitter: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Each delay is drawn from [delay * (1 - jitter), delay]: chunks that failed together "
+        "(one replica died) do not all come back at the same instant.",
+    )
 
 
 class DataSettings(BaseModel):
@@ -319,7 +445,7 @@ class SecuritySettings(BaseModel):
         default=False,
         description=(
             "Safety net for tests and sandboxes: a process-wide guard in the ingress replica refuses every "
-            "connection or DNS lookup that could leave the machine (serve_app.netguard). Not for production."
+            "connection or DNS lookup that could leave the machine (serve_app.devtools.netguard). Not for production."
         ),
     )
 
@@ -356,14 +482,21 @@ class Settings(BaseSettings):
         env_prefix="REELSERVE_", env_nested_delimiter="__", env_parse_none_str="null", extra="forbid"
     )
 
-    video: VideoSettings = Field(default_factory=VideoSettings)
-    model: ModelSettings = Field(default_factory=ModelSettings)
-    serve: ServeSettings = Field(default_factory=ServeSettings)
-    data: DataSettings = Field(default_factory=DataSettings)
-    security: SecuritySettings = Field(default_factory=SecuritySettings)
-    jobs: JobSettings = Field(default_factory=JobSettings)
+    video: VideoSettings = Field(default_factory=VideoSettings, description=VideoSettings.__doc__)
+    model: ModelSettings = Field(default_factory=ModelSettings, description=ModelSettings.__doc__)
+    serve: ServeSettings = Field(default_factory=ServeSettings, description=ServeSettings.__doc__)
+    data: DataSettings = Field(default_factory=DataSettings, description=DataSettings.__doc__)
+    security: SecuritySettings = Field(default_factory=SecuritySettings, description="Auth, URL fetching, limits.")
+    jobs: JobSettings = Field(default_factory=JobSettings, description=JobSettings.__doc__)
+    flow: FlowSettings = Field(default_factory=FlowSettings, description="Chunks in flight and the retry policy.")
     app_name: str = Field(default="reelserve", description="Serve application name.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Log level of every deployment's replicas (Ray Serve `logging_config`)."
+    )
+    log_encoding: Literal["TEXT", "JSON"] = Field(
+        default="TEXT",
+        description="Replica log format: 'TEXT' for people, 'JSON' (one object a line) for a log collector.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -378,17 +511,33 @@ class Settings(BaseSettings):
         # override, not an edit of serve_config.yaml.
         return env_settings, _ApiKeysEnv(settings_cls), init_settings, file_secret_settings
 
+    def logging_config(self) -> dict[str, Any]:
+        """Ray Serve `LoggingConfig` of every deployment (`DeploymentSettings.to_options`)."""
+        return {"log_level": self.log_level, "encoding": self.log_encoding}
+
     @model_validator(mode="after")
     def _budget_fits_context(self) -> Settings:
-        need = self.video.token_budget + self.model.max_tokens + 1024  # + prompt text and markers
+        need = self.video.token_budget + self.model.max_tokens + self.model.prompt_reserve_tokens
         if need > self.model.max_model_len:
             raise ValueError(
                 f"video.token_budget ({self.video.token_budget}) + model.max_tokens ({self.model.max_tokens}) "
-                f"+ 1024 prompt tokens exceed model.max_model_len ({self.model.max_model_len})"
+                f"+ model.prompt_reserve_tokens ({self.model.prompt_reserve_tokens}) exceed "
+                f"model.max_model_len ({self.model.max_model_len})"
             )
         if self.video.overlap_s >= self.video.chunk_s / 2:
             raise ValueError("video.overlap_s must be less than half of video.chunk_s")
         return self
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`extra` over `base`, recursively for mappings; `None` in `extra` is a value, not a deletion."""
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def job_store_uri(settings: Settings) -> str:
@@ -398,3 +547,63 @@ def job_store_uri(settings: Settings) -> str:
 def load_settings(args: dict[str, Any] | None = None) -> Settings:
     """Settings from `serve_config.yaml` args (or CLI) merged under the environment."""
     return Settings(**(args or {}))
+
+
+class ConfigFileError(FileNotFoundError):
+    """The serve config to load does not exist (a wrong --config / REELSERVE_CONFIG, or a broken install)."""
+
+
+def serve_config_path(path: Path | str | None = None) -> Path:
+    """The serve config to load: `path` (CLI --config), else $REELSERVE_CONFIG, else the packaged one.
+
+    A named file that is missing is an error, never a silent fall back to another file or to the defaults.
+    """
+    explicit, origin = (path, "--config") if path else (os.environ.get(CONFIG_ENV), CONFIG_ENV)
+    if explicit:
+        named = Path(explicit).expanduser()
+        if not named.is_file():
+            raise ConfigFileError(f"serve config {str(named)!r} (from {origin}) does not exist or is not a file")
+        return named
+    packaged = Path(str(importlib.resources.files("serve_app") / PACKAGED_CONFIG))
+    if not packaged.is_file():
+        raise ConfigFileError(
+            f"the packaged {PACKAGED_CONFIG} is missing ({packaged}): a broken install; reinstall reelserve or "
+            f"name a config with --config / {CONFIG_ENV}"
+        )
+    return packaged
+
+
+@dataclass
+class ServeConfig:
+    """The parts of a serve_config.yaml the CLI, the local stack and the jobs need; `source` is the file read."""
+
+    source: Path | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    app_name: str = "reelserve"
+    route_prefix: str = "/"
+
+    @classmethod
+    def load(cls, path: Path | str | None = None) -> ServeConfig:
+        """Read the serve config `serve_config_path(path)` names (see there for the lookup order)."""
+        source = serve_config_path(path)
+        real = source.resolve()
+        logger.info("serve config: %s%s", source, f" (-> {real})" if real != source.absolute() else "")
+        doc = yaml.safe_load(source.read_text()) or {}
+        if not isinstance(doc, dict):
+            raise ValueError(f"serve config {source}: expected a mapping at the top level")
+        app = (doc.get("applications") or [{}])[0]
+        http = doc.get("http_options") or {}
+        return cls(
+            source=source,
+            args=app.get("args") or {},
+            host=http.get("host", "127.0.0.1"),
+            port=int(http.get("port", 8000)),
+            app_name=app.get("name", "reelserve"),
+            route_prefix=app.get("route_prefix", "/"),
+        )
+
+    def settings(self, overrides: dict[str, Any] | None = None) -> Settings:
+        """The file's args with `overrides` over them, all under the environment."""
+        return load_settings(deep_merge(self.args, overrides or {}))

@@ -17,9 +17,6 @@ AnalysisMode = Literal["describe", "screen_share", "meeting", "app_demo", "ui", 
 #: How frames are picked within a chunk: a fixed rate, or changes on a base-rate grid.
 SamplingStrategy = Literal["uniform", "adaptive"]
 
-#: Modes whose answer is JSON forced by a schema (all but free-text `describe`).
-STRUCTURED_MODES: frozenset[str] = frozenset({"screen_share", "meeting", "app_demo", "ui", "custom"})
-
 
 class VideoInfo(BaseModel):
     """What probing a video found (PyAV), after validation."""
@@ -36,6 +33,11 @@ class VideoInfo(BaseModel):
     stream_count: int = Field(ge=1, description="Number of streams of any kind in the container.")
     size_bytes: int = Field(ge=0, description="Size of the file in bytes.")
     sha256: str = Field(description="SHA-256 of the file's bytes.")
+
+    @property
+    def video_id(self) -> str:
+        """The video's one id everywhere (API, jobs, bulk, logs): its content hash, shortened."""
+        return self.sha256[:16]
 
 
 class ChunkPlan(BaseModel):
@@ -59,14 +61,14 @@ class ChunkPlan(BaseModel):
     max_frames: int = Field(ge=2, le=768, description="Frames sampled from the chunk (even).")
     token_budget: int = Field(gt=0, description="Visual-token budget of the chunk.")
     visual_tokens: int = Field(gt=0, description="Visual tokens the planned frames cost (<= token_budget).")
+    # No defaults below: a plan states what the server's settings chose (serve_app.video.chunking_options).
     sampling: SamplingStrategy = Field(
-        default="uniform",
         description="'uniform': max_frames frames at fps. 'adaptive': candidates at fps, kept on change, "
         "at most max_frames (the ceiling).",
     )
-    floor_s: float = Field(default=15.0, gt=0, description="Adaptive: longest stretch without a kept frame.")
+    floor_s: float = Field(gt=0, description="Adaptive: longest stretch without a kept frame.")
     change_threshold: float = Field(
-        default=12.0, gt=0, description="Adaptive: mean grey-level difference that marks a tile as changed."
+        gt=0, description="Adaptive: mean grey-level difference that marks a tile as changed."
     )
 
     @model_validator(mode="after")
@@ -103,15 +105,15 @@ class DecodeStats(BaseModel):
 
 
 class ChunkingOptions(BaseModel):
-    """Per-request knobs for planning; bounds come from settings."""
+    """Per-request knobs for planning, server defaults filled in (`serve_app.video.chunking_options`)."""
 
     chunk_s: float = Field(gt=0, description="Chunk length in seconds (including overlap).")
     overlap_s: float = Field(ge=0, description="Overlap between neighbouring chunks in seconds.")
     fps: float = Field(gt=0, description="Target sampling rate in frames per second (adaptive: the base rate).")
     token_budget: int = Field(gt=0, description="Visual-token budget per chunk.")
-    sampling: SamplingStrategy = Field(default="uniform", description="Frame sampling strategy.")
-    floor_s: float = Field(default=15.0, gt=0, description="Adaptive: longest stretch without a kept frame.")
-    change_threshold: float = Field(default=12.0, gt=0, description="Adaptive: tile difference that counts.")
+    sampling: SamplingStrategy = Field(description="Frame sampling strategy.")
+    floor_s: float = Field(gt=0, description="Adaptive: longest stretch without a kept frame.")
+    change_threshold: float = Field(gt=0, description="Adaptive: tile difference that counts.")
 
     @model_validator(mode="after")
     def _overlap_below_length(self) -> ChunkingOptions:
@@ -171,6 +173,16 @@ class AnalyzeOptions(BaseModel):
         if self.json_schema is not None and self.mode != "custom":
             raise ValueError("schema is only accepted with mode 'custom'")
         return self
+
+    def to_chunk_task(self, video_id: str, default_max_tokens: int) -> ChunkTask:
+        """What the VLM needs for each chunk of this request (the one conversion, online and bulk)."""
+        return ChunkTask(
+            video_id=video_id,
+            mode=self.mode,
+            prompt=self.prompt,
+            json_schema=self.json_schema,
+            max_tokens=self.max_tokens or default_max_tokens,
+        )
 
 
 class AnalyzeUrlRequest(AnalyzeOptions):
@@ -278,6 +290,9 @@ class VideoAnalysis(BaseModel):
     chunks: list[ChunkResult]
     timeline: list[TimelineEntry]
     summary: Summary | None
+    summary_error: str | None = Field(
+        default=None, description="Why there is no summary although one was asked for (failed or cut off)."
+    )
     stats: AnalysisStats
 
 

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from serve_app.video.synthetic import ScreenEvent, write_screen_share, write_video
+from serve_app.devtools.synthetic import ScreenEvent, write_screen_share, write_video
+from serve_app.schemas import ChunkPlan
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_MEDIA = REPO_ROOT / ".." / "shared" / "media"
@@ -30,6 +31,28 @@ class Clip:
 
 
 VideoFactory = Callable[..., Clip]
+
+
+def chunk_plan(
+    index: int, start: float, end: float, core_start: float | None = None, core_end: float | None = None
+) -> ChunkPlan:
+    """A small uniform ChunkPlan for tests of what happens after planning (timeline, flow, progress)."""
+    return ChunkPlan(
+        index=index,
+        start_s=start,
+        end_s=end,
+        core_start_s=start if core_start is None else core_start,
+        core_end_s=end if core_end is None else core_end,
+        fps=1.0,
+        width=64,
+        height=64,
+        max_frames=2,
+        token_budget=100,
+        visual_tokens=4,
+        sampling="uniform",
+        floor_s=15,
+        change_threshold=12,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -90,6 +113,15 @@ def rotated_mp4(make_video: VideoFactory) -> Clip:
 def long_gop_mp4(make_video: VideoFactory) -> Clip:
     """60 s at 10 fps with a keyframe every 5 s: seeking must skip most of it."""
     return make_video("long_gop.mp4", duration_s=60, fps=10, width=128, height=64, gop=50)
+
+
+@pytest.fixture(scope="session")
+def faststart_mp4(make_video: VideoFactory) -> Clip:
+    """12 s of 10 fps H.264 in MP4 with the index (moov) first, 320x240: cut in half, the index
+    promises frames that are gone (a truncated video). Shared by unit and integration tests."""
+    return make_video(
+        "faststart_12s.mp4", duration_s=12, fps=10, width=320, height=240, options={"movflags": "faststart"}
+    )
 
 
 @dataclass(frozen=True)

@@ -2,24 +2,37 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+from typing import Any
+
 import pytest
 import yaml
-from pydantic import ValidationError
-from ray.serve.schema import ServeDeploySchema
+from pydantic import BaseModel, ValidationError
+from ray.serve.schema import LoggingConfig, ServeDeploySchema
 
-from serve_app.config import Settings, load_settings
-from serve_app.local_stack import DEFAULT_CONFIG, ServeConfig
+from serve_app.config import (
+    CONFIG_ENV,
+    AutoscalingSettings,
+    ConfigFileError,
+    DeploymentSettings,
+    ServeConfig,
+    Settings,
+    load_settings,
+)
+
+REPO_CONFIG = Path(__file__).resolve().parents[1] / "serve_config.yaml"
 
 
 def test_serve_config_is_a_valid_serve_config_and_valid_settings() -> None:
-    doc = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    doc = yaml.safe_load(REPO_CONFIG.read_text())
     ServeDeploySchema.model_validate(doc)
-    settings = ServeConfig.load(DEFAULT_CONFIG).settings()
+    settings = ServeConfig.load(REPO_CONFIG).settings()
     assert settings.model.model == "auto"
-    for name in ("chunker", "vlm"):  # explicit autoscaling and backpressure for both
-        section = doc["applications"][0]["args"]["serve"][name]
-        assert {"max_ongoing_requests", "max_queued_requests", "autoscaling"} <= set(section)
-        assert "target_ongoing_requests" in section["autoscaling"]
+    for name in ("chunker", "vlm"):  # explicit autoscaling and backpressure for both, by default
+        section = getattr(Settings().serve, name)
+        assert section.max_queued_requests > 0
+        assert section.autoscaling != AutoscalingSettings()  # its own numbers, not the generic ones
     vlm = settings.serve.vlm.to_options()
     assert vlm["ray_actor_options"]["runtime_env"]["env_vars"]["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
     # Fractional CPUs: the whole graph fits the 4 logical CPUs of a local stack with room for Ray Data.
@@ -41,6 +54,7 @@ def test_environment_overrides_the_config_file(monkeypatch: pytest.MonkeyPatch) 
     ("args", "message"),
     [
         ({"video": {"token_budget": 20_000}}, "max_model_len"),
+        ({"model": {"prompt_reserve_tokens": 4000}}, "prompt_reserve_tokens"),
         ({"video": {"chunk_s": 10, "overlap_s": 5}}, "overlap_s"),
         ({"serve": {"vlm": {"autoscaling": {"min_replicas": 3, "max_replicas": 2}}}}, "min_replicas"),
         ({"modle": {}}, "modle"),
@@ -49,3 +63,78 @@ def test_environment_overrides_the_config_file(monkeypatch: pytest.MonkeyPatch) 
 def test_impossible_settings_are_refused(args: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         Settings(**args)
+
+
+def _leaves(doc: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    if isinstance(doc, dict) and doc:
+        return {p: v for k, sub in doc.items() for p, v in _leaves(sub, (*prefix, k)).items()}
+    return {prefix: doc}
+
+
+def test_serve_config_holds_only_overrides_of_the_defaults() -> None:
+    app = yaml.safe_load(REPO_CONFIG.read_text())["applications"][0]
+    # Serve's own `deployments:` options (ray_actor_options, ...) would replace what build_app sets.
+    assert set(app) == {"name", "route_prefix", "import_path", "args"}
+    defaults = _leaves(Settings().model_dump(mode="json"))
+    args = _leaves(app["args"])
+    assert args
+    for path, value in args.items():
+        assert path in defaults, f"{'.'.join(path)}: not a settings field"
+        assert value != defaults[path], f"{'.'.join(path)}: restates the default {value!r}; drop it"
+
+
+def _models(model: type[BaseModel], seen: set[type[BaseModel]]) -> None:
+    seen.add(model)
+    for info in model.model_fields.values():
+        sub = info.annotation
+        if isinstance(sub, type) and issubclass(sub, BaseModel) and sub not in seen:
+            _models(sub, seen)
+
+
+def test_every_field_has_a_description() -> None:
+    models: set[type[BaseModel]] = set()
+    _models(Settings, models)
+    assert DeploymentSettings in models and AutoscalingSettings in models
+    missing = [f"{m.__name__}.{n}" for m in models for n, info in m.model_fields.items() if not info.description]
+    assert missing == []
+
+
+def test_packaged_config_is_the_repo_file_and_its_load_is_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv(CONFIG_ENV, raising=False)
+    link = Path(__file__).resolve().parents[1] / "serve_app" / "serve_config.yaml"
+    assert link.is_symlink() and str(link.readlink()) == "../serve_config.yaml"  # the wheel holds its content
+    with caplog.at_level(logging.INFO, logger="serve_app.config"):
+        cfg = ServeConfig.load()
+    assert cfg.source is not None and cfg.source.resolve() == REPO_CONFIG
+    assert cfg.args == yaml.safe_load(REPO_CONFIG.read_text())["applications"][0]["args"]
+    assert any(r.name == "serve_app.config" and str(cfg.source) in r.getMessage() for r in caplog.records)
+
+
+def test_a_named_config_wins_and_a_missing_one_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("applications:\n- name: other\n  import_path: serve_app.app:build_app\n  args: {}\n")
+    monkeypatch.setenv(CONFIG_ENV, str(mine))
+    assert ServeConfig.load().app_name == "other" and ServeConfig.load().source == mine
+    assert ServeConfig.load(REPO_CONFIG).app_name == "reelserve"  # --config beats the environment
+    with pytest.raises(ConfigFileError, match=r"nope\.yaml.*from --config.*does not exist"):
+        ServeConfig.load(tmp_path / "nope.yaml")
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "gone.yaml"))
+    with pytest.raises(ConfigFileError, match=f"gone\\.yaml.*from {CONFIG_ENV}"):
+        ServeConfig.load()
+
+
+def test_log_level_and_encoding_reach_every_deployment() -> None:
+    from serve_app.app import build_graph
+
+    LoggingConfig.model_validate(Settings().logging_config())  # what Ray Serve accepts
+    app = build_graph(Settings(security={"auth": "disabled"}, log_level="DEBUG", log_encoding="JSON"))
+    seen: dict[str, tuple[str, str]] = {}
+    todo = [app]
+    while todo:
+        deployment = todo.pop()._bound_deployment
+        seen[deployment.name] = (deployment.logging_config["log_level"], deployment.logging_config["encoding"])
+        init = deployment._replica_config
+        todo += [a for a in (*init.init_args, *init.init_kwargs.values()) if hasattr(a, "_bound_deployment")]
+    assert seen == dict.fromkeys(["Ingress", "Chunker", "VLM", "Aggregator", "JobRunner"], ("DEBUG", "JSON"))

@@ -112,9 +112,10 @@ def assemble(
     results: list[ChunkResult],
     timeline: list[TimelineEntry],
     summary: Summary | None,
+    summary_error: str | None,
     timings: dict[str, float],
 ) -> VideoAnalysis:
-    """The final `VideoAnalysis`, the same online (Aggregator) and in bulk (archive job)."""
+    """The final `VideoAnalysis` (called by `serve_app.flow.finish` only)."""
     results = sorted(results, key=lambda r: r.index)
     return VideoAnalysis(
         video_id=video_id,
@@ -124,5 +125,6 @@ def assemble(
         chunks=results,
         timeline=timeline,
         summary=summary,
+        summary_error=summary_error,
         stats=AnalysisStats.from_results(results, **timings),
     )

@@ -1,54 +1,47 @@
-"""Aggregator: chunk results → timeline, summary (one text-only VLM call) and stats."""
+"""Aggregator: chunk results → timeline, summary (one text-only VLM call) and the `VideoAnalysis`.
+
+The finish step of the one flow (`serve_app.flow.finish`) for every caller: the ingress, the job runner
+and the archive job.
+"""
 
 from __future__ import annotations
-
-import logging
-import time
 
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from serve_app.analysis import OutputError, assemble, build_timeline
-from serve_app.schemas import AnalyzeOptions, ChunkPlan, ChunkResult, Summary, VideoAnalysis, VideoInfo
-
-logger = logging.getLogger(__name__)
-
-
-async def summarize(vlm: DeploymentHandle, video_id: str, timeline: list, options: AnalyzeOptions) -> Summary | None:
-    """The summary call, when asked for; an unusable answer leaves the chunks standing."""
-    if not (options.aggregate and timeline):
-        return None
-    try:
-        return await vlm.summarize.remote(timeline, options.mode)
-    except OutputError as exc:
-        logger.warning("video %s: no summary: %s", video_id, exc)
-        return None
+from serve_app.config import FlowSettings
+from serve_app.flow import finish
+from serve_app.schemas import AnalyzeOptions, ChunkPlan, ChunkResult, Summary, TimelineEntry, VideoAnalysis, VideoInfo
 
 
 @serve.deployment(name="Aggregator")
 class Aggregator:
-    def __init__(self, vlm: DeploymentHandle) -> None:
+    def __init__(self, vlm: DeploymentHandle, policy: FlowSettings) -> None:
         self.vlm = vlm
+        self.policy = policy
+
+    async def _summarize(self, timeline: list[TimelineEntry], mode: str) -> Summary:
+        return await self.vlm.summarize.remote(timeline, mode)
 
     async def aggregate(
         self,
-        video_id: str,
         info: VideoInfo,
         options: AnalyzeOptions,
         plans: list[ChunkPlan],
         results: list[ChunkResult],
         timings: dict[str, float],
+        started_at: float,
     ) -> VideoAnalysis:
-        timeline = build_timeline(plans, results)
-        started = time.perf_counter()
-        summary = await summarize(self.vlm, video_id, timeline, options)
-        return assemble(
-            video_id=video_id,
+        """`started_at` (Unix time) is when the request or job began: `wall_s` runs to after the summary."""
+        return await finish(
+            video_id=info.video_id,
             info=info,
             options=options,
-            model=await self.vlm.model_id.remote(),
+            plans=plans,
             results=results,
-            timeline=timeline,
-            summary=summary,
-            timings={**timings, "summary_s": time.perf_counter() - started},
+            model=await self.vlm.model_id.remote(),
+            summarize=self._summarize,
+            policy=self.policy,
+            timings=timings,
+            started_at=started_at,
         )

@@ -1,50 +1,29 @@
-"""JobRunner: runs queued jobs through the graph and keeps every step durable.
+"""JobRunner: runs queued jobs through the one flow (serve_app.flow) and keeps every step durable.
 
 One replica (it is the only writer of job records after submission). On start
 it picks up every job that is not finished — including those that were
 running when the app or its replica died — and redoes only the chunks with no
-stored result. Chunk calls that fail for transient reasons (a dead or
-restarting VLM replica, backpressure, a timeout) are retried with backoff
-until `retry_deadline_s`; a chunk that still fails is recorded as failed.
+stored result. Chunk calls are retried under the flow's one policy
+(`FlowSettings`); a chunk that still fails is recorded as failed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 import uuid
 
 from ray import serve
-from ray.exceptions import RayActorError, RayTaskError
-from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle
 
-from serve_app.config import JobSettings
-from serve_app.errors import EngineUnavailable
-from serve_app.jobs import JobStore
-from serve_app.schemas import ChunkPlan, ChunkResult, ChunkTask, Job, JobProgress
-from serve_app.storage import local_path
+from serve_app.config import FlowSettings, JobSettings
+from serve_app.flow import graph_chunk_call, infer_chunks
+from serve_app.schemas import ChunkPlan, ChunkResult, Job, JobProgress
+from serve_app.store.files import local_path
+from serve_app.store.jobs import JobStore
 
 logger = logging.getLogger(__name__)
-
-# Worth retrying: the replica or engine went away, or is overloaded, or was slow.
-TRANSIENT = (
-    RayActorError,
-    BackPressureError,
-    DeploymentUnavailableError,
-    ReplicaUnavailableError,
-    EngineUnavailable,
-    TimeoutError,
-)
-
-
-def is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, TRANSIENT):
-        return True
-    # Errors raised inside a replica arrive wrapped; look at the cause.
-    return isinstance(exc, RayTaskError) and isinstance(getattr(exc, "cause", None), TRANSIENT)
 
 
 def progress_of(plans: list[ChunkPlan], done: dict[int, ChunkResult], started: float, done_before: int) -> JobProgress:
@@ -78,11 +57,13 @@ class JobRunner:
         aggregator: DeploymentHandle,
         store_uri: str,
         jobs: JobSettings,
+        flow: FlowSettings,
         default_max_tokens: int,
     ) -> None:
         self.chunker, self.vlm, self.aggregator = chunker, vlm, aggregator
         self.store = JobStore(store_uri)
         self.settings = jobs
+        self.flow = flow
         self.default_max_tokens = default_max_tokens
         self.epoch = uuid.uuid4().hex[:12]  # names this incarnation in stored chunks
         self.tasks: dict[str, asyncio.Task] = {}
@@ -106,22 +87,19 @@ class JobRunner:
         now = time.time()
         return self.store.save(job.model_copy(update={"status": "cancelled", "finished_at": now, "updated_at": now}))
 
-    def epoch_id(self) -> str:
-        return self.epoch
-
     # -- scheduling ------------------------------------------------------------
     async def _schedule_forever(self) -> None:
         last_sweep = 0.0
         while True:
             try:
                 self._start_queued()
-                if time.time() - last_sweep > 600:
+                if time.time() - last_sweep > self.settings.sweep_interval_s:
                     self._sweep()
                     last_sweep = time.time()
             except Exception:  # keep scheduling whatever one pass hit; the next pass retries
                 logger.exception("job scheduler pass failed")
             try:
-                await asyncio.wait_for(self.wakeup.wait(), timeout=1.0)
+                await asyncio.wait_for(self.wakeup.wait(), timeout=self.settings.scheduler_poll_s)
             except TimeoutError:
                 pass
             self.wakeup.clear()
@@ -158,29 +136,27 @@ class JobRunner:
         started = time.time()
         job = self._update(job, status="running", started_at=job.started_at or started, attempts=job.attempts + 1)
         try:
-            info, plans = self.store.load_plan(job.id)
+            info, plans, timings = self.store.load_plan(job.id)
             done = {c.result.index: c.result for c in self.store.load_chunks(job.id)}
             done_before = len(done)
             logger.info("job %s: %d/%d chunks already done (attempt %d)", job.id, len(done), len(plans), job.attempts)
-            path = local_path(self.store.media_uri(job.id))
-            task = ChunkTask(
-                video_id=info.sha256[:16],
-                mode=job.request.mode,
-                prompt=job.request.prompt,
-                json_schema=job.request.json_schema,
-                max_tokens=job.request.max_tokens or self.default_max_tokens,
-            )
-            limit = asyncio.Semaphore(self.settings.max_chunks_in_flight)
+            media = local_path(self.store.media_uri(job.id))
+            task = job.request.to_chunk_task(info.video_id, self.default_max_tokens)
 
-            async def one(plan: ChunkPlan) -> None:
+            async def stored(result: ChunkResult) -> None:
                 nonlocal job
-                async with limit:
-                    result = await self._chunk(job.id, path, plan, task)
                 self.store.save_chunk(job.id, result, self.epoch)
-                done[plan.index] = result
+                done[result.index] = result
                 job = self._update(job, progress=progress_of(plans, done, started, done_before))
 
-            await asyncio.gather(*(one(p) for p in plans if p.index not in done))
+            await infer_chunks(
+                [p for p in plans if p.index not in done],
+                graph_chunk_call(self.chunker, self.vlm, media, task),
+                mode=job.request.mode,
+                policy=self.flow,
+                video_id=info.video_id,
+                on_result=stored,
+            )
             results = [done[p.index] for p in plans]
             failed = sum(not r.ok for r in results)
             if failed > self.settings.fail_ratio * len(results):
@@ -192,7 +168,7 @@ class JobRunner:
                 )
                 return
             analysis = await self.aggregator.aggregate.remote(
-                task.video_id, info, job.request, plans, results, {"wall_s": time.time() - job.created_at}
+                info, job.request, plans, results, timings, job.created_at
             )
             self.store.save_result(job.id, analysis)
             self._update(job, status="succeeded", finished_at=time.time())
@@ -202,21 +178,3 @@ class JobRunner:
         except Exception as exc:  # the job's own failure must not stop the runner
             logger.exception("job %s failed", job.id)
             self._update(job, status="failed", finished_at=time.time(), error=f"{type(exc).__name__}: {exc}"[:2000])
-
-    async def _chunk(self, job_id: str, path: str, plan: ChunkPlan, task: ChunkTask) -> ChunkResult:
-        """One chunk through Chunker → VLM, retried on transient failures until the deadline."""
-        deadline = time.monotonic() + self.settings.retry_deadline_s
-        delay = self.settings.retry_backoff_s
-        for attempt in itertools.count(1):
-            try:
-                async with asyncio.timeout(self.settings.chunk_timeout_s):
-                    return await self.vlm.analyze_chunk.remote(self.chunker.decode.remote(path, plan), task)
-            except Exception as exc:
-                if not is_transient(exc) or time.monotonic() + delay > deadline:
-                    logger.warning("job %s chunk %d failed after %d attempts: %r", job_id, plan.index, attempt, exc)
-                    return ChunkResult.failed(plan, task.mode, f"{type(exc).__name__}: {exc}"[:1000])
-                logger.info(
-                    "job %s chunk %d attempt %d: %r; retrying in %.1fs", job_id, plan.index, attempt, exc, delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 15.0)

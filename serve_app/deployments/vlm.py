@@ -14,7 +14,7 @@ from ray import serve
 
 from serve_app.config import ModelSettings
 from serve_app.deployments.chunker import DecodeFailure
-from serve_app.engine import VLMEngine
+from serve_app.engine import create_engine
 from serve_app.schemas import ChunkResult, ChunkTask, Summary, TimelineEntry
 from serve_app.video import SampledChunk
 
@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 @serve.deployment(name="VLM", health_check_period_s=10, health_check_timeout_s=30)
 class VLM:
     async def __init__(self, model: ModelSettings, token_budget: int) -> None:
-        self.engine = VLMEngine(model, token_budget)
+        self.engine = create_engine(model, token_budget)
         await self.engine.start()
 
     async def analyze_chunk(self, chunk: SampledChunk | DecodeFailure, task: ChunkTask) -> ChunkResult:

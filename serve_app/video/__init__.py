@@ -6,8 +6,7 @@ Serve deployments and the bulk jobs.
 
 from serve_app.video.chunking import chunking_options, plan_chunks
 from serve_app.video.decode import SampledChunk, decode_chunk
-from serve_app.video.probe import probe
-from serve_app.video.synthetic import read_frame_index, write_audio_only, write_sample_video, write_video
+from serve_app.video.probe import file_sha256, probe
 from serve_app.video.tokens import FACTOR, fit_frame_size, visual_tokens
 
 __all__ = [
@@ -15,12 +14,9 @@ __all__ = [
     "SampledChunk",
     "chunking_options",
     "decode_chunk",
+    "file_sha256",
     "fit_frame_size",
     "plan_chunks",
     "probe",
-    "read_frame_index",
     "visual_tokens",
-    "write_audio_only",
-    "write_sample_video",
-    "write_video",
 ]

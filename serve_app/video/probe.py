@@ -32,6 +32,7 @@ from serve_app.errors import (
 from serve_app.schemas import VideoInfo
 
 __all__ = [
+    "file_sha256",
     "display_rotation",
     "frames_from",
     "header_fps",
@@ -144,8 +145,12 @@ def frames_from(
         return
 
 
-def probe(path: str | Path, limits: VideoSettings) -> VideoInfo:
-    """Describe and validate the video at `path`; raise a ReelserveError if unusable."""
+def probe(path: str | Path, limits: VideoSettings, sha256: str | None = None) -> VideoInfo:
+    """Describe and validate the video at `path`; raise a ReelserveError if unusable.
+
+    `sha256`: the file's hash when the caller has already computed it (the archive job does, to skip
+    finished videos before probing); otherwise it is computed here.
+    """
     path = Path(path)
     size = path.stat().st_size
     if size == 0:
@@ -189,7 +194,7 @@ def probe(path: str | Path, limits: VideoSettings) -> VideoInfo:
             has_audio=bool(container.streams.audio),
             stream_count=len(container.streams),
             size_bytes=size,
-            sha256=_sha256(path),
+            sha256=sha256 or file_sha256(path),
         )
     logger.info(
         "probed %s: %s/%s %.2f s %.3f fps %dx%d rot %d", path.name, fmt, codec, duration, fps, width, height, rotation
@@ -330,9 +335,10 @@ def _display_size(frame: av.VideoFrame, stream: av.video.stream.VideoStream, rot
     return (height, width) if rotation in (90, 270) else (width, height)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes: the video's identity (`VideoInfo.video_id`)."""
     digest = hashlib.sha256()
-    with path.open("rb") as f:
+    with open(path, "rb") as f:
         while block := f.read(_HASH_BLOCK):
             digest.update(block)
     return digest.hexdigest()

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["FACTOR", "TEMPORAL_PATCH", "fit_frame_size", "visual_tokens"]
+__all__ = ["FACTOR", "PIXELS_PER_TOKEN", "TEMPORAL_PATCH", "fit_frame_size", "visual_tokens"]
 
 #: Pixels per side covered by one LLM token (patch 16 x spatial merge 2).
 FACTOR = 32
 #: Frames folded into one token (temporal patch size).
 TEMPORAL_PATCH = 2
+#: Source pixels (summed over frames) behind one LLM token: what Qwen3-VL's processor budgets in.
+PIXELS_PER_TOKEN = FACTOR * FACTOR * TEMPORAL_PATCH
 
 
 def visual_tokens(num_frames: int, height: int, width: int) -> int:

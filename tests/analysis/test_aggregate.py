@@ -3,24 +3,10 @@
 from __future__ import annotations
 
 from serve_app.analysis import build_timeline, timeline_text
-from serve_app.schemas import ChunkPlan, ChunkResult, TimelineEntry
+from serve_app.schemas import ChunkResult, TimelineEntry
+from tests.conftest import chunk_plan
 
-
-def plan(index: int, start: float, end: float, core_start: float, core_end: float) -> ChunkPlan:
-    return ChunkPlan(
-        index=index,
-        start_s=start,
-        end_s=end,
-        core_start_s=core_start,
-        core_end_s=core_end,
-        fps=1.0,
-        width=64,
-        height=64,
-        max_frames=2,
-        token_budget=100,
-        visual_tokens=4,
-    )
-
+plan = chunk_plan
 
 PLANS = [plan(0, 0, 21, 0, 20.5), plan(1, 20, 41, 20.5, 40.5), plan(2, 40, 50, 40.5, 50)]
 

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from data_jobs.store import ArchiveStore, video_id
+from data_jobs.store import ArchiveStore, result_key
 
 
-def test_identity_is_content_plus_options() -> None:
+def test_result_key_is_content_plus_options() -> None:
     sha = "ab" * 32
-    assert video_id(sha, "opts-1") == video_id(sha, "opts-1")
-    assert video_id(sha, "opts-1") != video_id(sha, "opts-2")
-    assert video_id(sha, "opts-1").startswith(sha[:16])
+    assert result_key(sha, "opts-1") == result_key(sha, "opts-1")
+    assert result_key(sha, "opts-1") != result_key(sha, "opts-2")
+    assert result_key(sha, "opts-1").startswith(sha[:16])
 
 
 def test_failure_rows_are_published_atomically_and_never_complete(tmp_path: Path) -> None:

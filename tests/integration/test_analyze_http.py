@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from serve_app.analysis import answer_schema, parse_answer
 from serve_app.config import Settings
-from serve_app.schemas import AnalyzeOptions, ChunkingOptions, VideoAnalysis
-from serve_app.video import plan_chunks, probe, visual_tokens
-from serve_app.video.synthetic import write_screen_share, write_video
+from serve_app.schemas import AnalyzeOptions, VideoAnalysis
+from serve_app.video import chunking_options, plan_chunks, probe, visual_tokens
+
+if TYPE_CHECKING:
+    from tests.conftest import ScreenClip
 
 pytestmark = pytest.mark.integration
 
@@ -31,17 +34,7 @@ def check_analysis(body: dict, path: Path, settings: Settings, mode: str) -> Vid
     analysis = VideoAnalysis.model_validate(body)
     info = probe(path, settings.video)
     assert analysis.video == info
-    video = settings.video
-    options = ChunkingOptions(
-        chunk_s=video.chunk_s,
-        overlap_s=video.overlap_s,
-        fps=video.adaptive_fps if video.sampling == "adaptive" else video.fps,
-        token_budget=video.token_budget,
-        sampling=video.sampling,
-        floor_s=video.floor_s,
-        change_threshold=video.change_threshold,
-    )
-    plans = plan_chunks(info, options, settings.video)
+    plans = plan_chunks(info, chunking_options(AnalyzeOptions(mode=mode), settings.video), settings.video)
     chunks = analysis.chunks
     assert [(c.index, c.start_s, c.end_s) for c in chunks] == [(p.index, p.start_s, p.end_s) for p in plans]
     assert chunks[0].start_s == 0 and chunks[-1].end_s == pytest.approx(info.duration_s)
@@ -88,22 +81,15 @@ def test_shared_media_end_to_end(http: httpx.Client, settings: Settings, media_d
     assert analysis.model.startswith("reelserve-tiny-qwen3-vl")
 
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("gen") / "generated.mp4"
-    write_video(path, duration_s=26.0, fps=12, width=640, height=360, audio=True)
-    return path
-
-
 @pytest.mark.parametrize("mode", ["describe", "meeting", "app_demo", "ui"])
-def test_generated_video_in_every_mode(http: httpx.Client, settings: Settings, generated: Path, mode: str) -> None:
-    response = post_file(http, generated, mode=mode, prompt="Pay attention to the counter.")
+def test_generated_video_in_every_mode(http: httpx.Client, settings: Settings, audio_26s_mp4: Path, mode: str) -> None:
+    response = post_file(http, audio_26s_mp4, mode=mode, prompt="Pay attention to the counter.")
     assert response.status_code == 200, response.text
-    analysis = check_analysis(response.json(), generated, settings, mode)
+    analysis = check_analysis(response.json(), audio_26s_mp4, settings, mode)
     assert analysis.video.has_audio and analysis.request.prompt == "Pay attention to the counter."
 
 
-def test_custom_mode_with_user_schema(http: httpx.Client, generated: Path) -> None:
+def test_custom_mode_with_user_schema(http: httpx.Client, audio_26s_mp4: Path) -> None:
     schema = {
         "type": "object",
         "properties": {
@@ -115,7 +101,7 @@ def test_custom_mode_with_user_schema(http: httpx.Client, generated: Path) -> No
     }
     response = post_file(
         http,
-        generated,
+        audio_26s_mp4,
         mode="custom",
         prompt="List the colours and count people.",
         schema=schema,
@@ -132,18 +118,18 @@ def test_custom_mode_with_user_schema(http: httpx.Client, generated: Path) -> No
 
 
 def test_video_url_served_from_localhost(
-    http: httpx.Client, settings: Settings, media_server: tuple[str, Path], generated: Path
+    http: httpx.Client, settings: Settings, media_server: tuple[str, Path], audio_26s_mp4: Path
 ) -> None:
     base, root = media_server
-    shutil.copy(generated, root / "clip.mp4")
+    shutil.copy(audio_26s_mp4, root / "clip.mp4")
     response = http.post("/v1/analyze", json={"video_url": f"{base}/clip.mp4", "mode": "screen_share"})
     assert response.status_code == 200, response.text
-    analysis = check_analysis(response.json(), generated, settings, "screen_share")
+    analysis = check_analysis(response.json(), audio_26s_mp4, settings, "screen_share")
     assert analysis.stats.fetch_s > 0
 
 
-def test_request_options_change_the_plan(http: httpx.Client, generated: Path) -> None:
-    response = post_file(http, generated, fps=2, sampling="uniform", chunk_s=10, overlap_s=2, aggregate="false")
+def test_request_options_change_the_plan(http: httpx.Client, audio_26s_mp4: Path) -> None:
+    response = post_file(http, audio_26s_mp4, fps=2, sampling="uniform", chunk_s=10, overlap_s=2, aggregate="false")
     assert response.status_code == 200, response.text
     analysis = VideoAnalysis.model_validate(response.json())
     assert analysis.request == AnalyzeOptions(fps=2, sampling="uniform", chunk_s=10, overlap_s=2, aggregate=False)
@@ -154,10 +140,9 @@ def test_request_options_change_the_plan(http: httpx.Client, generated: Path) ->
 
 
 def test_adaptive_sampling_keeps_the_changes_of_a_screen_share(
-    http: httpx.Client, settings: Settings, tmp_path: Path
+    http: httpx.Client, settings: Settings, screen_share_40s: ScreenClip
 ) -> None:
-    path = tmp_path / "screen.mp4"
-    events = write_screen_share(path, duration_s=40.0, fps=10.0, width=640, height=360, seed=2)
+    path, events = screen_share_40s.path, screen_share_40s.events
     response = post_file(http, path, mode="screen_share", aggregate="false")
     assert response.status_code == 200, response.text
     analysis = check_analysis(response.json(), path, settings, "screen_share")

@@ -13,7 +13,6 @@ from data_jobs.archive import run
 from serve_app.analysis import parse_answer
 from serve_app.config import Settings
 from serve_app.schemas import ChunkResult, VideoAnalysis
-from serve_app.video.synthetic import write_video
 
 pytestmark = pytest.mark.integration
 
@@ -21,13 +20,15 @@ OPTIONS = {"mode": "screen_share", "aggregate": True}
 
 
 @pytest.fixture(scope="module")
-def archive_in(tmp_path_factory: pytest.TempPathFactory, media_dir: Path) -> Path:
+def archive_in(
+    tmp_path_factory: pytest.TempPathFactory, media_dir: Path, clip_9s_mp4: Path, clip_25s_webm: Path
+) -> Path:
     root = tmp_path_factory.mktemp("archive") / "in"
     (root / "generated").mkdir(parents=True)
     for name in ("display-dual-monitors.webm", "vtest.avi", "Megamind.avi"):
         shutil.copy(media_dir / name, root / name)  # a temp copy, removed with the test's temp dir
-    write_video(root / "generated" / "one.mp4", duration_s=9.0, fps=10, width=320, height=240)
-    write_video(root / "generated" / "two.webm", duration_s=25.0, fps=8, width=480, height=272)
+    shutil.copy(clip_9s_mp4, root / "generated" / "one.mp4")
+    shutil.copy(clip_25s_webm, root / "generated" / "two.webm")
     (root / "broken.mp4").write_bytes((root / "vtest.avi").read_bytes()[:200_000])
     (root / "readme.txt").write_text("not a video\n")
     return root
@@ -52,7 +53,7 @@ def test_archive_outputs_resume_and_redo(server: str, settings: Settings, archiv
     assert json.loads((out / "report.json").read_text()) == first
 
     videos = read_rows(out, "videos")
-    assert len(videos) == 7 and len({v["video_id"] for v in videos}) == 7
+    assert len(videos) == 7 and len({v["result_key"] for v in videos}) == 7
     failed = {Path(v["path"]).name: v["error"] for v in videos if v["status"] == "failed"}
     assert set(failed) == {"broken.mp4", "readme.txt"}
     assert "truncated" in failed["broken.mp4"] and "not a readable media container" in failed["readme.txt"]
@@ -65,8 +66,9 @@ def test_archive_outputs_resume_and_redo(server: str, settings: Settings, archiv
         assert parse_answer("screen_share", row["text"]) == json.loads(row["result_json"])
         assert row["visual_tokens"] > 0 and row["prompt_tokens"] > row["visual_tokens"]
     for v in ok:
-        analysis = VideoAnalysis.model_validate_json((out / "analyses" / f"{v['video_id']}.json").read_text())
-        assert analysis.video_id == v["video_id"] and analysis.summary is not None
+        analysis = VideoAnalysis.model_validate_json((out / "analyses" / f"{v['result_key']}.json").read_text())
+        assert analysis.video_id == v["video_id"] == v["sha256"][:16] and analysis.summary is not None
+        assert v["result_key"].startswith(v["video_id"] + "-")
         assert analysis.chunks[0].start_s == 0 and analysis.chunks[-1].end_s == pytest.approx(v["duration_s"])
         assert [c.index for c in analysis.chunks] == list(range(v["chunk_count"]))
 
@@ -81,7 +83,7 @@ def test_archive_outputs_resume_and_redo(server: str, settings: Settings, archiv
 
     # Delete one video's outputs: only that one is redone.
     victim = next(v for v in ok if Path(v["path"]).name == "one.mp4")
-    (out / "analyses" / f"{victim['video_id']}.json").unlink()
+    (out / "analyses" / f"{victim['result_key']}.json").unlink()
     third = run(str(archive_in), str(out), settings, OPTIONS)
     assert third["videos"] == {"inputs": 7, "ok": 1, "failed": 2, "skipped": 4}
     assert third["chunks"]["inferred"] == victim["chunk_count"]

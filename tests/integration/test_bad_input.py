@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from serve_app.config import Settings
-from serve_app.video.synthetic import write_audio_only, write_video
+
+if TYPE_CHECKING:
+    from tests.conftest import Clip
 
 pytestmark = pytest.mark.integration
 
@@ -17,16 +20,15 @@ PROBLEM = "application/problem+json"
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def files(
+    tmp_path_factory: pytest.TempPathFactory, clip_4s_mp4: Path, faststart_mp4: Clip, audio_only_m4a: Path
+) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("bad")
-    good = root / "good.mp4"
-    write_video(good, duration_s=4.0, fps=10, width=320, height=240)
-    faststart = root / "faststart.mp4"
-    write_video(faststart, duration_s=12.0, fps=10, width=320, height=240, options={"movflags": "faststart"})
+    good = clip_4s_mp4
+    faststart = faststart_mp4.path  # 12 s, 320x240, index first: the cut keeps an index promising 12 s
     truncated = root / "truncated.mp4"
     truncated.write_bytes(faststart.read_bytes()[: faststart.stat().st_size // 2])
-    audio = root / "audio.m4a"
-    write_audio_only(audio, duration_s=3.0)
+    audio = audio_only_m4a
     text = root / "notes.txt"
     text.write_text("this is not a video\n" * 100)
     empty = root / "empty.mp4"
@@ -74,11 +76,12 @@ def test_bad_uploads(
     assert_still_healthy(http, files["good"])
 
 
-def test_over_limit_duration_and_size(http: httpx.Client, files: dict[str, Path], settings: Settings) -> None:
-    long = files["good"].parent / "long.mp4"
-    write_video(long, duration_s=settings.video.max_duration_s + 10, fps=1, width=64, height=64)
+def test_over_limit_duration_and_size(
+    http: httpx.Client, files: dict[str, Path], settings: Settings, too_long_mp4: Path, tmp_path: Path
+) -> None:
+    long = too_long_mp4
     assert_problem(upload(http, long), 422, "video-too-long", str(int(settings.video.max_duration_s)))
-    big = files["good"].parent / "big.mp4"
+    big = tmp_path / "big.mp4"
     big.write_bytes(os.urandom(settings.video.max_upload_bytes + 1024))
     assert_problem(upload(http, big), 413, "payload-too-large", "limit")
     assert_still_healthy(http, files["good"])

@@ -11,14 +11,11 @@ from pathlib import Path
 import pytest
 
 from serve_app.schemas import VideoAnalysis
-from serve_app.video.synthetic import write_video
 
 pytestmark = pytest.mark.integration
 
 
-def test_cli_analyze_against_a_server(server: str, api_key: str, tmp_path: Path) -> None:
-    video = tmp_path / "clip.webm"
-    write_video(video, duration_s=6.0, fps=10, width=320, height=240)
+def test_cli_analyze_against_a_server(server: str, api_key: str, clip_6s_webm: Path, tmp_path: Path) -> None:
     out = tmp_path / "out" / "analysis.json"
     proc = subprocess.run(
         [
@@ -26,7 +23,7 @@ def test_cli_analyze_against_a_server(server: str, api_key: str, tmp_path: Path)
             "-m",
             "serve_app.cli",
             "analyze",
-            str(video),
+            str(clip_6s_webm),
             "--server",
             server,
             "--mode",
@@ -58,11 +55,12 @@ def test_cli_reports_problems_with_exit_code_2(server: str, api_key: str, tmp_pa
     assert proc.returncode == 2 and "HTTP 422" in proc.stderr
 
 
-def test_cli_uses_a_job_for_long_videos_and_streams_chunks(server: str, api_key: str, tmp_path: Path) -> None:
-    video = tmp_path / "long.mp4"
-    write_video(video, duration_s=50.0, fps=2, width=160, height=128)  # > 2 chunks of 20 s
+def test_cli_uses_a_job_for_long_videos_and_streams_chunks(
+    server: str, api_key: str, clip_50s_mp4: Path, tmp_path: Path
+) -> None:
+    # clip_50s_mp4: more than 2 chunks of 20 s.
     out = tmp_path / "long.json"
-    command = [sys.executable, "-m", "serve_app.cli", "analyze", str(video), "--server", server, "-o", str(out)]
+    command = [sys.executable, "-m", "serve_app.cli", "analyze", str(clip_50s_mp4), "--server", server, "-o", str(out)]
     env = {**os.environ, "REELSERVE_API_KEY": api_key, "COLUMNS": "200"}
     proc = subprocess.run(command, capture_output=True, env=env, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr

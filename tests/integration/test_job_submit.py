@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,6 @@ import httpx
 import pytest
 
 from serve_app.schemas import VideoAnalysis
-from serve_app.video.synthetic import write_video
 from tests.integration.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -70,10 +70,10 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             current.unlink()  # else a plain ray.init() would try this dead cluster
 
 
-def test_ray_job_submit_runs_the_archive_job(ray_head: str, tmp_path: Path) -> None:
+def test_ray_job_submit_runs_the_archive_job(ray_head: str, clip_8s_mp4: Path, tmp_path: Path) -> None:
     inputs = tmp_path / "in"
     inputs.mkdir()
-    write_video(inputs / "clip.mp4", duration_s=8.0, fps=10, width=320, height=240)
+    shutil.copy(clip_8s_mp4, inputs / "clip.mp4")
     (inputs / "notes.txt").write_text("not a video")
     out = tmp_path / "out"
     env = {**os.environ, "RAY_AUTH_MODE": "token", "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}

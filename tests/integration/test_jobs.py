@@ -9,21 +9,16 @@ import httpx
 import pytest
 
 from serve_app.config import Settings, job_store_uri
-from serve_app.jobs import JobStore
 from serve_app.schemas import ChunkResult, Job, VideoAnalysis
-from serve_app.video.synthetic import write_video
+from serve_app.store.jobs import JobStore
 from tests.integration.jobs_client import events, submit, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("jobs")
-    medium, long = root / "medium.mp4", root / "long.mp4"
-    write_video(medium, duration_s=60.0, fps=4, width=320, height=240)
-    write_video(long, duration_s=280.0, fps=1, width=128, height=96)
-    return {"medium": medium, "long": long}
+def clips(clip_60s_mp4: Path, clip_280s_mp4: Path) -> dict[str, Path]:
+    return {"medium": clip_60s_mp4, "long": clip_280s_mp4}
 
 
 def test_job_streams_every_chunk_then_the_result(http: httpx.Client, clips: dict[str, Path]) -> None:

@@ -11,19 +11,11 @@ from ray import serve
 
 from serve_app.app import build_graph
 from serve_app.config import Settings, job_store_uri
-from serve_app.jobs import JobStore
 from serve_app.schemas import VideoAnalysis
-from serve_app.video.synthetic import write_video
+from serve_app.store.jobs import JobStore
 from tests.integration.jobs_client import submit, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("faults") / "long.mp4"
-    write_video(path, duration_s=240.0, fps=1, width=128, height=96)
-    return path
 
 
 def replica_actors(deployment: str) -> list[str]:
@@ -38,8 +30,8 @@ def check_exactly_once(http: httpx.Client, store: JobStore, job_id: str, chunks:
     return analysis
 
 
-def test_killed_vlm_replica(http: httpx.Client, settings: Settings, clip: Path) -> None:
-    response = submit(http, clip, chunk_s=4, overlap_s=0, aggregate="false")
+def test_killed_vlm_replica(http: httpx.Client, settings: Settings, clip_240s_mp4: Path) -> None:
+    response = submit(http, clip_240s_mp4, chunk_s=4, overlap_s=0, aggregate="false")
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
     wait_for(http, job_id, lambda j: j["progress"]["chunks_done"] >= 3)
@@ -54,9 +46,11 @@ def test_killed_vlm_replica(http: httpx.Client, settings: Settings, clip: Path) 
     assert http.get("/readyz").status_code == 200
 
 
-def test_restarted_app_resumes_without_redoing_chunks(http: httpx.Client, settings: Settings, clip: Path) -> None:
+def test_restarted_app_resumes_without_redoing_chunks(
+    http: httpx.Client, settings: Settings, clip_240s_mp4: Path
+) -> None:
     store = JobStore(job_store_uri(settings))
-    response = submit(http, clip, chunk_s=4, overlap_s=0, aggregate="false", mode="ui")
+    response = submit(http, clip_240s_mp4, chunk_s=4, overlap_s=0, aggregate="false", mode="ui")
     job_id = response.json()["id"]
     wait_for(http, job_id, lambda j: j["progress"]["chunks_done"] >= 5)
     serve.delete("reelserve")  # the whole app goes away mid-job, JobRunner included

@@ -13,17 +13,9 @@ import psutil
 import pytest
 
 from serve_app.config import Settings
-from serve_app.video.synthetic import write_video
 from tests.integration.jobs_client import submit, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def small(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("overload") / "small.mp4"
-    write_video(path, duration_s=4.0, fps=5, width=160, height=128)
-    return path
 
 
 def ray_rss_bytes() -> int:
@@ -37,7 +29,7 @@ def ray_rss_bytes() -> int:
 
 
 def test_sync_requests_beyond_the_queue_get_503_with_retry_after(
-    http: httpx.Client, settings: Settings, small: Path, capsys: pytest.CaptureFixture[str]
+    http: httpx.Client, settings: Settings, small_4s_mp4: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ingress = settings.serve.ingress
     sent = 4 * (ingress.max_ongoing_requests + ingress.max_queued_requests)
@@ -45,7 +37,7 @@ def test_sync_requests_beyond_the_queue_get_503_with_retry_after(
 
     def one(_: int) -> tuple[int, float, str | None]:
         started = time.perf_counter()
-        with small.open("rb") as fh:
+        with small_4s_mp4.open("rb") as fh:
             r = http.post("/v1/analyze", data={"aggregate": "false"}, files={"file": ("s.mp4", fh)})
         return r.status_code, time.perf_counter() - started, r.headers.get("retry-after")
 
@@ -69,11 +61,11 @@ def test_sync_requests_beyond_the_queue_get_503_with_retry_after(
 
 
 def test_job_submissions_beyond_the_durable_queue_are_refused_clearly(
-    http: httpx.Client, settings: Settings, small: Path
+    http: httpx.Client, settings: Settings, small_4s_mp4: Path
 ) -> None:
     sent = 3 * (settings.jobs.max_queued + settings.jobs.max_running)
     with ThreadPoolExecutor(max_workers=sent) as pool:
-        responses = list(pool.map(lambda _: submit(http, small, aggregate="false"), range(sent)))
+        responses = list(pool.map(lambda _: submit(http, small_4s_mp4, aggregate="false"), range(sent)))
     accepted = [r.json()["id"] for r in responses if r.status_code == 202]
     refused = [r for r in responses if r.status_code != 202]
     assert accepted and refused

@@ -17,17 +17,9 @@ import httpx
 import pytest
 
 from serve_app.config import Settings
-from serve_app.video.synthetic import write_video
 from tests.integration.test_bad_input import assert_problem
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("sec") / "clip.mp4"
-    write_video(path, duration_s=3.0, fps=10, width=160, height=96)
-    return path
 
 
 @pytest.fixture()
@@ -46,9 +38,9 @@ def upload(client: httpx.Client, path: Path, headers: dict[str, str] | None = No
     [{}, {"Authorization": "Bearer not-the-right-key-at-all"}, {"Authorization": "Basic dXNlcjpwYXNz"}],
     ids=["missing", "wrong", "not-bearer"],
 )
-def test_requests_without_a_valid_key_get_401(anon: httpx.Client, clip: Path, headers: dict[str, str]) -> None:
+def test_requests_without_a_valid_key_get_401(anon: httpx.Client, clip_3s_mp4: Path, headers: dict[str, str]) -> None:
     for response in (
-        upload(anon, clip, headers, aggregate="false"),
+        upload(anon, clip_3s_mp4, headers, aggregate="false"),
         anon.post("/v1/analyze", json={"video_url": "http://media.test:9/a.mp4"}, headers=headers),
         anon.get("/v1/jobs", headers=headers),
     ):
@@ -56,13 +48,15 @@ def test_requests_without_a_valid_key_get_401(anon: httpx.Client, clip: Path, he
         assert response.headers["www-authenticate"].startswith("Bearer")
 
 
-def test_the_right_key_works_and_health_and_docs_are_public(anon: httpx.Client, api_key: str, clip: Path) -> None:
+def test_the_right_key_works_and_health_and_docs_are_public(
+    anon: httpx.Client, api_key: str, clip_3s_mp4: Path
+) -> None:
     assert anon.get("/healthz").json() == {"status": "ok"}
     assert anon.get("/readyz").json()["status"] == "ready"
     spec = anon.get("/openapi.json").json()
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert anon.get("/docs").status_code == 200
-    response = upload(anon, clip, {"Authorization": f"Bearer {api_key}"}, aggregate="false")
+    response = upload(anon, clip_3s_mp4, {"Authorization": f"Bearer {api_key}"}, aggregate="false")
     assert response.status_code == 200, response.text
     assert anon.get("/v1/jobs", headers={"Authorization": f"Bearer {api_key}"}).status_code == 200
 
@@ -88,19 +82,19 @@ REFUSED_URLS = [
 
 @pytest.mark.parametrize(("url", "reason"), REFUSED_URLS)
 def test_ssrf_urls_are_refused(
-    http: httpx.Client, media_server: tuple[str, Path], clip: Path, url: str, reason: str
+    http: httpx.Client, media_server: tuple[str, Path], clip_3s_mp4: Path, url: str, reason: str
 ) -> None:
     base, root = media_server
-    (root / "clip.mp4").write_bytes(clip.read_bytes())
+    (root / "clip.mp4").write_bytes(clip_3s_mp4.read_bytes())
     url = url.format(base=base, port=urlsplit(base).port)
     assert_problem(http.post("/v1/analyze", json={"video_url": url}), 400, "url-forbidden", reason)
 
 
 def test_allowed_redirect_still_works_and_service_is_healthy(
-    http: httpx.Client, media_server: tuple[str, Path], clip: Path
+    http: httpx.Client, media_server: tuple[str, Path], clip_3s_mp4: Path
 ) -> None:
     base, root = media_server
-    (root / "clip.mp4").write_bytes(clip.read_bytes())
+    (root / "clip.mp4").write_bytes(clip_3s_mp4.read_bytes())
     response = http.post("/v1/analyze", json={"video_url": f"{base}/redirect?to=/clip.mp4", "aggregate": False})
     assert response.status_code == 200, response.text
     assert http.get("/readyz").json()["status"] == "ready"
@@ -162,25 +156,25 @@ def custom_schema(properties: int, depth: int = 1) -> dict:
     return schema
 
 
-def test_prompt_and_schema_limits_over_http(http: httpx.Client, clip: Path) -> None:
+def test_prompt_and_schema_limits_over_http(http: httpx.Client, clip_3s_mp4: Path) -> None:
     url = "http://media.test:9/a.mp4"  # never fetched: the options are refused first
     too_long = "x" * 4001
     assert_problem(
         http.post("/v1/analyze", json={"video_url": url, "prompt": too_long}), 422, "invalid-options", "prompt"
     )
-    assert_problem(upload(http, clip, prompt=too_long), 422, "invalid-options", "prompt")
+    assert_problem(upload(http, clip_3s_mp4, prompt=too_long), 422, "invalid-options", "prompt")
     big = custom_schema(700)
     assert 16 * 1024 < len(json.dumps(big)) < 64 * 1024
     body = {"video_url": url, "mode": "custom", "prompt": "p", "schema": big}
     assert_problem(http.post("/v1/analyze", json=body), 422, "invalid-options", "16384")
     form = {"mode": "custom", "prompt": "p", "schema": json.dumps(big)}
-    assert_problem(upload(http, clip, **form), 422, "invalid-options", "16384")
+    assert_problem(upload(http, clip_3s_mp4, **form), 422, "invalid-options", "16384")
     deep = {"video_url": url, "mode": "custom", "prompt": "p", "schema": custom_schema(1, depth=12)}
     assert_problem(http.post("/v1/analyze", json=deep), 422, "invalid-options", "deeper")
     huge = {"video_url": url, "mode": "custom", "prompt": "p", "schema": custom_schema(4000)}
     assert_problem(http.post("/v1/analyze", json=huge), 413, "payload-too-large", "JSON body")
     assert_problem(
-        upload(http, clip, mode="custom", prompt="p", schema=json.dumps(huge["schema"])),
+        upload(http, clip_3s_mp4, mode="custom", prompt="p", schema=json.dumps(huge["schema"])),
         413,
         "payload-too-large",
         "'schema'",

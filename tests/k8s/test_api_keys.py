@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from serve_app.config import Settings
+from serve_app.config import ServeConfig, Settings
 from serve_app.kube import REPO_ROOT, RenderOptions, apply_render_options, check_operator_rules, pod_templates
-from serve_app.local_stack import ServeConfig
 from tests.k8s.conftest import OVERLAY_OPTIONS, find
 
 PROFILES = ("gpu", "cpu-dev")

@@ -52,3 +52,15 @@ def test_two_targets_non_root_model_volume_no_baked_secret() -> None:
     assert (
         "/opt/reelserve/models/tiny-qwen3-vl" in (REPO_ROOT / "k8s/overlays/cpu-dev/serve-overrides.yaml").read_text()
     )
+
+
+def test_both_stages_ship_and_load_the_packaged_serve_config() -> None:
+    # pip install '.' (not editable): the config must be package data, and the build checks the installed copy.
+    assert PYPROJECT["tool"]["setuptools"]["package-data"]["serve_app"] == ["serve_config.yaml"]
+    link = REPO_ROOT / "serve_app" / "serve_config.yaml"
+    assert link.is_symlink() and link.resolve() == REPO_ROOT / "serve_config.yaml"
+    stages = re.split(r"^FROM ", DOCKERFILE, flags=re.M)[1:]
+    assert len(stages) == 2
+    for stage in stages:
+        assert re.search(r"^COPY .*\bserve_config\.yaml \./$", stage, re.M)  # the link's target
+        assert 'RUN python -I -c "from serve_app.config import ServeConfig' in stage

@@ -116,7 +116,8 @@ def test_seeded_undeclared_edit_of_a_generated_file_is_detected(tmp_path: Path) 
     (overlay / "serve-overrides.yaml").write_text((K8S_DIR / "overlays/gpu/serve-overrides.yaml").read_text())
     assert len(sync(k8s_dir=tmp_path)) == 2 and sync(check=True, k8s_dir=tmp_path) == []
     edited = overlay / "serve-config.yaml"
-    edited.write_text(edited.read_text().replace("max_queued_requests: 256", "max_queued_requests: 9999"))
+    assert "request_timeout_s: 900\n" in edited.read_text()  # a value serve_config.yaml sets
+    edited.write_text(edited.read_text().replace("request_timeout_s: 900\n", "request_timeout_s: 9999\n"))
     assert sync(check=True, k8s_dir=tmp_path) == [edited]
 
 

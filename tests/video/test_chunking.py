@@ -33,7 +33,16 @@ def info(duration_s: float, fps: float = 30.0, width: int = 1280, height: int = 
 
 
 def options(chunk_s: float = 20.0, overlap_s: float = 1.0, fps: float = 1.0, token_budget: int = 12_288):
-    return ChunkingOptions(chunk_s=chunk_s, overlap_s=overlap_s, fps=fps, token_budget=token_budget)
+    video = VideoSettings()
+    return ChunkingOptions(
+        chunk_s=chunk_s,
+        overlap_s=overlap_s,
+        fps=fps,
+        token_budget=token_budget,
+        sampling="uniform",
+        floor_s=video.floor_s,
+        change_threshold=video.change_threshold,
+    )
 
 
 def spans(plans: list[ChunkPlan]) -> list[tuple[float, float]]:
@@ -124,7 +133,9 @@ def test_screen_text_stays_legible_unless_the_budget_forces_less() -> None:
 
 
 def test_adaptive_plan_uses_the_largest_frames_and_a_budget_ceiling() -> None:
-    opts = ChunkingOptions(chunk_s=20, overlap_s=1, fps=2, token_budget=12_288, sampling="adaptive", floor_s=7)
+    opts = ChunkingOptions(
+        chunk_s=20, overlap_s=1, fps=2, token_budget=12_288, sampling="adaptive", floor_s=7, change_threshold=12
+    )
     plans = plan_chunks(info(60), opts, LIMITS)
     assert [(p.start_s, p.end_s) for p in plans] == [(0, 20), (19, 39), (38, 58), (57, 60)]
     for plan in plans:
@@ -154,7 +165,7 @@ def test_tiny_budget_shrinks_below_the_minimum_frame_size() -> None:
 
 def test_budget_below_one_token_is_invalid() -> None:
     # ChunkingOptions refuses a zero budget itself; the planner still guards.
-    bad = ChunkingOptions.model_construct(chunk_s=20.0, overlap_s=1.0, fps=1.0, token_budget=0)
+    bad = options().model_copy(update={"token_budget": 0})
     with pytest.raises(InvalidOptions):
         plan_chunks(info(20), bad, LIMITS)
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from serve_app.config import VideoSettings
+from serve_app.devtools.synthetic import read_counter, read_frame_index
 from serve_app.errors import InvalidVideo
 from serve_app.schemas import ChunkingOptions, ChunkPlan, SamplingStrategy
 from serve_app.video.chunking import plan_chunks
 from serve_app.video.decode import SampledChunk, decode_chunk
 from serve_app.video.probe import probe
-from serve_app.video.synthetic import read_counter, read_frame_index
 from serve_app.video.tokens import visual_tokens
 
 if TYPE_CHECKING:
@@ -31,7 +31,15 @@ def plans_for(
     limits: VideoSettings = LIMITS,
     sampling: SamplingStrategy = "uniform",
 ) -> list[ChunkPlan]:
-    opts = ChunkingOptions(chunk_s=chunk_s, overlap_s=overlap_s, fps=fps, token_budget=token_budget, sampling=sampling)
+    opts = ChunkingOptions(
+        chunk_s=chunk_s,
+        overlap_s=overlap_s,
+        fps=fps,
+        token_budget=token_budget,
+        sampling=sampling,
+        floor_s=LIMITS.floor_s,
+        change_threshold=LIMITS.change_threshold,
+    )
     return plan_chunks(probe(path, limits), opts, limits)
 
 
@@ -121,7 +129,7 @@ def test_late_chunk_decodes_only_its_range(long_gop_mp4: Clip) -> None:
 def test_chunk_past_the_data_is_invalid(cfr_mp4: Clip) -> None:
     plan = ChunkPlan(
         index=7, start_s=40, end_s=50, core_start_s=40, core_end_s=50, fps=1, width=160, height=96,
-        max_frames=10, token_budget=1000, visual_tokens=75,
+        max_frames=10, token_budget=1000, visual_tokens=75, sampling="uniform", floor_s=15, change_threshold=12,
     )  # fmt: skip
     with pytest.raises(InvalidVideo, match=r"chunk 7.*40\.00, 50\.00"):
         decode_chunk(cfr_mp4.path, plan)

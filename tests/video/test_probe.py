@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from serve_app.config import VideoSettings
+from serve_app.devtools.synthetic import write_audio_only, write_video
 from serve_app.errors import (
     EmptyUpload,
     InvalidVideo,
@@ -18,7 +19,6 @@ from serve_app.errors import (
     VideoTooLong,
 )
 from serve_app.video.probe import probe
-from serve_app.video.synthetic import write_audio_only, write_video
 
 if TYPE_CHECKING:
     from conftest import Clip, VideoFactory

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from serve_app.devtools.synthetic import ScreenEvent, ScreenRenderer
 from serve_app.video.sampling import AdaptiveParams, AdaptiveSampler, is_scrolled, thumbnail_size
-from serve_app.video.synthetic import ScreenEvent, ScreenRenderer
 
 WIDTH, HEIGHT = 384, 216
 BASE_FPS = 2.0

@@ -1,0 +1,285 @@
+"""The `reelserve` command: analyze, serve, archive, demo, k8s, make-tiny-model, fix-cpu-install."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from serve_app.config import ConfigFileError, ServeConfig
+from serve_app.kube import k8s_app
+from serve_app.schemas import AnalyzeOptions, VideoAnalysis
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app.add_typer(k8s_app, name="k8s")
+console = Console(stderr=True)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEMO_VIDEO = REPO_ROOT.parent / "shared" / "media" / "display-dual-monitors.webm"
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="Serve config (default: $REELSERVE_CONFIG, else the packaged serve_config.yaml)."),
+]
+
+
+def _load_config(config: Path | None) -> ServeConfig:
+    """The serve config `--config` (or REELSERVE_CONFIG, else the packaged one) names; a missing file exits 2."""
+    try:
+        return ServeConfig.load(config)
+    except ConfigFileError as exc:
+        console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+def print_summary(analysis: VideoAnalysis, out: Path | None) -> None:
+    """A short human-readable report on stdout."""
+    v, s = analysis.video, analysis.stats
+    print(
+        f"video      {v.container}/{v.codec} {v.width}x{v.height} {v.duration_s:.1f}s @ {v.fps:.2f} fps"
+        f"{' +audio' if v.has_audio else ''}  sha256 {v.sha256[:12]}"
+    )
+    print(f"model      {analysis.model}   mode {analysis.request.mode}")
+    print(
+        f"chunks     {s.chunks} ({s.chunks_failed} failed)   frames decoded/kept {s.frames_decoded}/{s.frames_kept}"
+        f"   visual tokens {s.visual_tokens}   prompt/completion tokens {s.prompt_tokens}/{s.completion_tokens}"
+    )
+    print(
+        f"timings    wall {s.wall_s:.1f}s  probe {s.probe_s:.2f}s  decode {s.decode_s:.2f}s  infer {s.infer_s:.2f}s"
+        f"  summary {s.summary_s:.2f}s"
+    )
+    for entry in analysis.timeline[:8]:
+        print(f"  [{entry.start_s:6.1f}-{entry.end_s:6.1f}s] {entry.text[:90]}")
+    if len(analysis.timeline) > 8:
+        print(f"  ... {len(analysis.timeline) - 8} more timeline entries")
+    if analysis.summary:
+        print(f"summary    {analysis.summary.title[:80]!r}: {analysis.summary.summary[:160]!r}")
+    if out:
+        print(f"full JSON  {out.resolve()}")
+
+
+EMBEDDED_OVERRIDES = {"security": {"auth": "disabled"}, "serve": {"host": "127.0.0.1"}}
+
+
+def _run_analysis(source: str, options: AnalyzeOptions, server: str | None, config: Path | None) -> VideoAnalysis:
+    if server:
+        return _analyze_on(server, source, options)
+
+    from serve_app.cli.local_stack import local_stack
+
+    cfg = _load_config(config)
+    # The embedded stack lives for one analysis on 127.0.0.1: no key, explicitly (the environment can still
+    # require one; the client then sends REELSERVE_API_KEY).
+    settings = cfg.settings(EMBEDDED_OVERRIDES)
+    console.log(f"auth: {settings.security.auth} on the embedded local stack ({settings.serve.host} only)")
+    started = time.perf_counter()
+    with console.status("starting local Ray + Serve app (loading the model) ...") as status:
+        with local_stack(settings, port=settings.serve.port, app_name=cfg.app_name) as base_url:
+            console.log(f"local stack up in {time.perf_counter() - started:.1f}s at {base_url}")
+            status.stop()
+            analysis = _analyze_on(base_url, source, options)
+            status.start()
+            status.update("stopping local stack ...")
+    return analysis
+
+
+def _is_long(source: str, options: AnalyzeOptions) -> bool:
+    """URLs and videos longer than two chunks go through a job (progress, streaming, survives restarts)."""
+    from serve_app.cli import client
+    from serve_app.config import VideoSettings
+    from serve_app.errors import ReelserveError
+    from serve_app.video import probe
+
+    if client.is_url(source):
+        return True
+    try:
+        duration = probe(source, VideoSettings(max_upload_bytes=2**62, max_duration_s=1e9)).duration_s
+    except ReelserveError:
+        return False  # let the server say what is wrong with it
+    return duration > 2 * (options.chunk_s or VideoSettings().chunk_s)
+
+
+def _analyze_on(server: str, source: str, options: AnalyzeOptions) -> VideoAnalysis:
+    from serve_app.cli import client
+
+    if not _is_long(source, options):
+        with console.status(f"analyzing {source} on {server} ..."):
+            return client.analyze(server, source, options)
+    return _analyze_as_job(server, source, options)
+
+
+def _analyze_as_job(server: str, source: str, options: AnalyzeOptions) -> VideoAnalysis:
+    """Submit a job and follow its event stream with a live progress bar and chunk lines."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from serve_app.cli import client
+    from serve_app.schemas import ChunkResult
+
+    job = client.submit_job(server, source, options)
+    console.log(f"job {job.id} queued ({server}/v1/jobs/{job.id})")
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("chunks", total=None)
+        for event, data in client.job_events(server, job.id):
+            if event == "chunk":
+                chunk = ChunkResult.model_validate(data)
+                note = chunk.error or (chunk.text or "")[:70]
+                progress.console.log(f"chunk {chunk.index:4d} [{chunk.start_s:7.1f}-{chunk.end_s:7.1f}s] {note!r}")
+            elif event == "progress":
+                p = data["progress"]
+                progress.update(bar, total=p["chunks_total"] or None, completed=p["chunks_done"])
+            elif event == "result":
+                return VideoAnalysis.model_validate(data)
+            elif event == "end":
+                raise client.ApiError(409, {"title": f"job {data['status']}", "detail": data.get("error") or ""})
+    raise client.ApiError(502, {"title": "event stream ended early", "detail": f"job {job.id}"})
+
+
+@app.command()
+def analyze(
+    source: Annotated[str, typer.Argument(help="Video file or http(s) URL.")],
+    server: Annotated[
+        str | None, typer.Option(help="Base URL of a running reelserve; default: embedded stack.")
+    ] = None,
+    mode: Annotated[str, typer.Option(help="describe, screen_share, meeting, app_demo, ui or custom.")] = "describe",
+    prompt: Annotated[str | None, typer.Option(help="Instruction (custom mode) or focus hint.")] = None,
+    schema: Annotated[Path | None, typer.Option(help="JSON schema file for custom mode.")] = None,
+    fps: Annotated[float | None, typer.Option(help="Sampling rate.")] = None,
+    chunk_s: Annotated[float | None, typer.Option("--chunk-s", help="Chunk length in seconds.")] = None,
+    aggregate: Annotated[bool, typer.Option(help="Summarize the whole video.")] = True,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the full JSON here.")] = None,
+    config: ConfigOpt = None,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
+) -> None:
+    """Analyze one video and print a summary (full JSON to -o)."""
+    from serve_app.cli.client import ApiError
+
+    _setup_logging(verbose)
+    options = AnalyzeOptions.model_validate(
+        {
+            "mode": mode,
+            "prompt": prompt,
+            "schema": json.loads(schema.read_text()) if schema else None,
+            "fps": fps,
+            "chunk_s": chunk_s,
+            "aggregate": aggregate,
+        }
+    )
+    try:
+        analysis = _run_analysis(source, options, server, config)
+    except ApiError as exc:
+        console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(analysis.model_dump_json(indent=2))
+    print_summary(analysis, output)
+
+
+@app.command()
+def serve(config: ConfigOpt = None, verbose: Annotated[bool, typer.Option("-v", "--verbose")] = True) -> None:
+    """Run the Serve app in the foreground on a local Ray cluster (Ctrl-C stops it)."""
+    from serve_app.cli.local_stack import local_stack
+
+    _setup_logging(verbose)
+    cfg = _load_config(config)
+    settings = cfg.settings()
+    with local_stack(settings, app_name=cfg.app_name) as url:
+        console.log(f"reelserve is serving at {url} (docs at {url}/docs); Ctrl-C to stop")
+        console.log(
+            "auth: required (Authorization: Bearer <one of REELSERVE_API_KEYS>)"
+            if settings.security.auth == "required"
+            else "auth: DISABLED (security.auth: disabled) — for local development only"
+        )
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            console.log("stopping")
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("-o", "--output")] = REPO_ROOT / "out" / "demo.json",
+    mode: Annotated[str, typer.Option()] = "screen_share",
+    config: ConfigOpt = None,
+) -> None:
+    """Analyze the sample screen recording on the embedded local stack (CPU profile)."""
+    video = DEMO_VIDEO
+    if not video.is_file():
+        from serve_app.devtools.synthetic import write_sample_video
+
+        video = Path(tempfile.mkdtemp(prefix="reelserve-demo-")) / "sample-screen-share.mp4"
+        console.log(f"{DEMO_VIDEO} not found; generating a sample screen share at {video}")
+        write_sample_video(video)
+    analyze(
+        str(video),
+        mode=mode,
+        output=output,
+        config=config,
+        server=None,
+        prompt=None,
+        schema=None,
+        fps=None,
+        chunk_s=None,
+        aggregate=True,
+        verbose=False,
+    )
+
+
+@app.command()
+def archive(
+    input_spec: Annotated[str, typer.Argument(metavar="IN", help="Folder, glob, URI or manifest (.csv/.jsonl).")],
+    output: Annotated[str, typer.Argument(metavar="OUT", help="Output folder or URI.")],
+    mode: Annotated[str, typer.Option(help="Analysis mode (a manifest may set it per video).")] = "describe",
+    prompt: Annotated[str | None, typer.Option(help="Instruction (custom mode) or focus hint.")] = None,
+    address: Annotated[str | None, typer.Option(help="Ray cluster address; default: a new local cluster.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Analyze a whole archive with Ray Data (resumable); see data_jobs/archive.py."""
+    from data_jobs.archive import main as archive_main
+
+    argv = ["--input", input_spec, "--output", output, "--mode", mode]
+    argv += ["--prompt", prompt] if prompt else []
+    argv += ["--address", address] if address else []
+    argv += ["--config", str(config)] if config else []
+    archive_main(argv)
+
+
+@app.command("make-tiny-model")
+def make_tiny_model(
+    directory: Annotated[Path, typer.Argument(help="Output folder.")],
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Build the tiny RANDOM-WEIGHT Qwen3-VL model (for development and tests; outputs are meaningless)."""
+    from serve_app.devtools.tiny_model import LABEL, build_tiny_model
+
+    path = build_tiny_model(directory, seed=seed)
+    print(f"{LABEL}\n-> {path}")
+
+
+@app.command("fix-cpu-install")
+def fix_cpu_install() -> None:
+    """Apply the CPU-profile post-install fixes (idempotent)."""
+    from serve_app.devtools.cpu_profile import apply
+
+    done = apply()
+    print("; ".join(done) if done else "nothing to do")
+
+
+def main() -> Any:
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    return app()

@@ -1,0 +1,271 @@
+"""The vLLM implementation of `serve_app.engine.Engine`: Qwen3-VL prompts with one pre-sampled video,
+forced JSON answers, over one vLLM `AsyncLLM`. Frames arrive already
+decoded, sampled and resized to the planned size, with their true source
+timestamps; the video metadata handed to vLLM (`fps`, `frames_indices`) makes
+the `<t seconds>` markers in the prompt equal those timestamps. Processor
+settings are fixed here by the operator; nothing from a request reaches
+vLLM's multimodal processor (see CVE-2026-105758 in the notes).
+
+vLLM is imported lazily so the module can be imported where vLLM is absent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from serve_app.analysis import (
+    OutputError,
+    answer_schema,
+    build_instruction,
+    parse_answer,
+    parse_summary,
+    summary_instruction,
+    summary_schema,
+    timeline_text,
+)
+from serve_app.config import GPU_DEFAULT_MODEL, ModelSettings
+from serve_app.devtools.tiny_model import ensure_tiny_model, is_tiny_model
+from serve_app.errors import EngineUnavailable, InvalidOptions
+from serve_app.schemas import ChunkResult, ChunkTask, Summary, TimelineEntry
+from serve_app.video.tokens import PIXELS_PER_TOKEN
+
+if TYPE_CHECKING:
+    from serve_app.video.decode import SampledChunk
+
+logger = logging.getLogger(__name__)
+
+# Qwen3-VL's video processor keeps T*H*W under this many pixels by default
+# (12k visual tokens); bigger chunk budgets raise it explicitly.
+_DEFAULT_VIDEO_PIXELS = 12_288 * PIXELS_PER_TOKEN
+
+
+def gpu_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_model(settings: ModelSettings) -> str:
+    """The model path or id to load ('auto' picks the GPU model or the tiny one)."""
+    if settings.model != "auto":
+        return settings.model
+    if gpu_available():
+        return GPU_DEFAULT_MODEL
+    return str(ensure_tiny_model(settings.tiny_model_dir))
+
+
+@dataclass
+class Generation:
+    text: str
+    prompt_tokens: int
+    visual_tokens: int
+    completion_tokens: int
+    finish_reason: str | None
+    seconds: float
+
+
+class VLMEngine:
+    def __init__(self, settings: ModelSettings, token_budget: int) -> None:
+        self.settings = settings
+        self.token_budget = token_budget
+        self.model = resolve_model(settings)
+        self.model_id = settings.served_model_name or (
+            "reelserve-tiny-qwen3-vl (random weights)" if is_tiny_model(Path(self.model)) else self.model
+        )
+        self._engine: Any = None
+        self._video_token_id: int | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+    def engine_args(self) -> Any:
+        from vllm import AsyncEngineArgs
+        from vllm.config import StructuredOutputsConfig
+
+        s = self.settings
+        dtype = s.dtype
+        if dtype == "auto" and is_tiny_model(Path(self.model)):
+            dtype = "float32"  # the tiny model is float32; matches transformers token for token
+        kwargs: dict[str, Any] = {}
+        if s.kv_cache_memory_bytes and not gpu_available():
+            kwargs["kv_cache_memory_bytes"] = s.kv_cache_memory_bytes
+        else:
+            kwargs["gpu_memory_utilization"] = s.gpu_memory_utilization
+        video_pixels = self.token_budget * PIXELS_PER_TOKEN
+        if video_pixels > _DEFAULT_VIDEO_PIXELS:
+            # Operator-set (never per request): lets big chunk budgets through unresized.
+            kwargs["mm_processor_kwargs"] = {
+                "size": {"shortest_edge": 2 * PIXELS_PER_TOKEN, "longest_edge": video_pixels}
+            }
+        return AsyncEngineArgs(
+            model=self.model,
+            served_model_name=[self.model_id],
+            dtype=dtype,
+            max_model_len=s.max_model_len,
+            max_num_seqs=s.max_num_seqs,
+            enforce_eager=s.enforce_eager,
+            trust_remote_code=s.trust_remote_code,
+            seed=s.seed,
+            limit_mm_per_prompt={"video": 1, "image": 0},
+            # Engine-level: the per-request whitespace switch is ignored by vLLM 0.32.
+            structured_outputs_config=StructuredOutputsConfig(backend="xgrammar", disable_any_whitespace=True),
+            **kwargs,
+        )
+
+    async def start(self) -> None:
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        started = time.perf_counter()
+        self._engine = AsyncLLM.from_engine_args(self.engine_args())
+        tokenizer = self._engine.get_tokenizer()
+        self._video_token_id = tokenizer.convert_tokens_to_ids("<|video_pad|>")
+        logger.info("engine for %s ready in %.1fs", self.model_id, time.perf_counter() - started)
+
+    def shutdown(self) -> None:
+        if self._engine is not None:
+            self._engine.shutdown()
+            self._engine = None
+
+    async def check_health(self) -> None:
+        if self._engine is None:
+            raise EngineUnavailable("engine not started")
+        await self._engine.check_health()
+
+    def check_schema(self, schema: dict[str, Any]) -> None:
+        """Raise InvalidOptions if the structured-output backend cannot enforce `schema`."""
+        from vllm.v1.structured_output.backend_xgrammar import has_xgrammar_unsupported_json_features
+
+        if has_xgrammar_unsupported_json_features(schema):
+            raise InvalidOptions("schema uses JSON-schema features the structured-output backend cannot enforce")
+
+    # -- requests ----------------------------------------------------------
+    def _prompt(self, instruction: str, with_video: bool) -> str:
+        content: list[dict[str, str]] = [{"type": "video"}] if with_video else []
+        content.append({"type": "text", "text": instruction})
+        tokenizer = self._engine.get_tokenizer()
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True
+        )
+
+    async def _generate(
+        self,
+        instruction: str,
+        schema: dict[str, Any] | None,
+        max_tokens: int,
+        video: tuple[Any, dict[str, Any]] | None = None,
+    ) -> Generation:
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        if self._engine is None:
+            raise EngineUnavailable("engine not started")
+        params = SamplingParams(
+            max_tokens=max_tokens,
+            min_tokens=1,  # an empty answer is never useful
+            temperature=self.settings.temperature,
+            seed=self.settings.seed,
+            structured_outputs=StructuredOutputsParams(json=schema) if schema is not None else None,
+        )
+        request: dict[str, Any] = {"prompt": self._prompt(instruction, video is not None)}
+        if video is not None:
+            request["multi_modal_data"] = {"video": video}
+        started = time.perf_counter()
+        final = None
+        try:
+            async for out in self._engine.generate(request, params, uuid.uuid4().hex):
+                final = out
+        except EngineDeadError as exc:
+            raise EngineUnavailable(f"engine died: {exc}") from exc
+        assert final is not None and final.finished
+        completion = final.outputs[0]
+        prompt_ids = final.prompt_token_ids or []
+        return Generation(
+            text=completion.text,
+            prompt_tokens=len(prompt_ids),
+            visual_tokens=sum(1 for t in prompt_ids if t == self._video_token_id),
+            completion_tokens=len(completion.token_ids),
+            finish_reason=completion.finish_reason,
+            seconds=time.perf_counter() - started,
+        )
+
+    async def analyze_chunk(self, chunk: SampledChunk, task: ChunkTask) -> ChunkResult:
+        """Run one chunk; a bad answer becomes `ChunkResult.error`, a dead engine raises."""
+        from vllm.exceptions import VLLMValidationError
+
+        plan = chunk.plan
+        instruction = build_instruction(task.mode, plan.start_s, plan.end_s, task.prompt)
+        schema = answer_schema(task.mode, task.json_schema)
+        result = ChunkResult(
+            index=plan.index,
+            start_s=plan.start_s,
+            end_s=plan.end_s,
+            mode=task.mode,
+            frame_times_s=list(chunk.frame_times_s),
+            decode=chunk.stats,
+        )
+        try:
+            gen = await self._generate(instruction, schema, task.max_tokens, video_input(chunk))
+        except (VLLMValidationError, ValueError) as exc:
+            logger.warning("video %s chunk %d rejected by the engine: %s", task.video_id, plan.index, exc)
+            return result.model_copy(update={"error": f"engine rejected the chunk: {exc}"})
+        update: dict[str, Any] = {
+            "text": gen.text,
+            "prompt_tokens": gen.prompt_tokens,
+            "visual_tokens": gen.visual_tokens,
+            "completion_tokens": gen.completion_tokens,
+            "infer_s": gen.seconds,
+        }
+        try:
+            update["output"] = parse_answer(task.mode, gen.text, task.json_schema)
+        except OutputError as exc:
+            truncated = gen.finish_reason == "length"
+            update["error"] = f"{exc}{' (answer cut off at max_tokens)' if truncated else ''}"
+            logger.warning("video %s chunk %d: %s", task.video_id, plan.index, update["error"])
+        return result.model_copy(update=update)
+
+    async def summarize(self, entries: list[TimelineEntry], mode: str) -> Summary:
+        """One text-only call over the timeline, forced to the summary schema."""
+        max_tokens = self.settings.summary_max_tokens
+        budget = self.settings.max_model_len - max_tokens - self.settings.prompt_reserve_tokens
+        tokenizer = self._engine.get_tokenizer()
+        max_chars = budget * 3
+        while True:  # thin the timeline until the prompt fits the context
+            instruction = summary_instruction(timeline_text(entries, max_chars), mode)
+            if len(tokenizer.encode(instruction)) <= budget or max_chars < 256:
+                break
+            max_chars //= 2
+        gen = await self._generate(instruction, summary_schema(), max_tokens)
+        answer = parse_summary(gen.text)
+        return Summary(
+            title=answer.title,
+            summary=answer.summary,
+            key_points=answer.key_points,
+            text=gen.text,
+            prompt_tokens=gen.prompt_tokens,
+            completion_tokens=gen.completion_tokens,
+        )
+
+
+def video_input(chunk: SampledChunk) -> tuple[Any, dict[str, Any]]:
+    """Frames plus the metadata vLLM's Qwen3-VL processor needs for true timestamps.
+
+    Timestamps in the prompt are `frames_indices / fps`; with the source fps
+    and each frame's index at that rate they equal the source times (to half a
+    frame for variable-frame-rate input). `do_sample_frames=False`: frames are
+    already sampled.
+    """
+    fps = chunk.source_fps
+    indices = [round(t * fps) for t in chunk.frame_times_s]
+    total = max(indices) + 1
+    return chunk.frames, {
+        "fps": fps,
+        "frames_indices": indices,
+        "total_num_frames": total,
+        "duration": total / fps,
+        "video_backend": "opencv",
+        "do_sample_frames": False,
+    }

@@ -1,0 +1,118 @@
+"""One small interface over local folders and object stores (pyarrow / fsspec filesystems).
+
+Writes are atomic for readers: locally a file is written under a temporary
+name and renamed; object stores publish an object only when its upload
+completes. Used by the job store (serve_app.store.jobs) and the archive job's
+outputs (data_jobs.store).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow.fs as pafs
+
+CACHE_DIR = Path(tempfile.gettempdir()) / "reelserve-media-cache"
+
+
+def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow filesystem and path for a local path or any URI pyarrow/fsspec knows."""
+    if "://" not in uri:
+        return pafs.LocalFileSystem(), str(Path(uri).expanduser().resolve())
+    try:
+        return pafs.FileSystem.from_uri(uri)
+    except pafs.ArrowInvalid:
+        import fsspec  # gs://, az://, ... through fsspec when pyarrow has no native support
+
+        fs, path = fsspec.core.url_to_fs(uri)
+        return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
+
+
+def to_uri(fs: pafs.FileSystem, path: str) -> str:
+    return path if isinstance(fs, pafs.LocalFileSystem) else f"{fs.type_name}://{path}"
+
+
+def local_path(uri: str) -> str:
+    """A path PyAV can open: local files as they are, remote objects cached on this node."""
+    if "://" not in uri or uri.startswith("file://"):
+        return uri.removeprefix("file://")
+    target = CACHE_DIR / hashlib.sha256(uri.encode()).hexdigest()
+    if not target.exists():
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        fs, path = resolve(uri)
+        partial = target.with_name(f"{target.name}.{uuid.uuid4().hex}.part")
+        with fs.open_input_stream(path) as src, partial.open("wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        partial.rename(target)
+    return str(target)
+
+
+class FileStore:
+    """Files under one root URI, addressed by relative keys like `jobs/<id>/job.json`."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.fs, self.root = resolve(uri)
+        self.local = isinstance(self.fs, pafs.LocalFileSystem)
+        self.fs.create_dir(self.root, recursive=True)
+
+    def path(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def uri_of(self, key: str) -> str:
+        return to_uri(self.fs, self.path(key))
+
+    def exists(self, key: str) -> bool:
+        return self.fs.get_file_info(self.path(key)).type == pafs.FileType.File
+
+    def publish(self, key: str, write: Callable[[IO[bytes]], Any]) -> None:
+        """Write `key` atomically with `write(stream)`."""
+        path = self.path(key)
+        self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        target = f"{path}.tmp-{uuid.uuid4().hex}" if self.local else path
+        with self.fs.open_output_stream(target) as out:
+            write(out)
+        if self.local:
+            self.fs.move(target, path)
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        self.publish(key, lambda out: out.write(data))
+
+    def read_bytes(self, key: str) -> bytes:
+        with self.fs.open_input_stream(self.path(key)) as fh:
+            return fh.read()
+
+    def put_file(self, key: str, source: Path) -> None:
+        """Store a local file under `key` (moved when the store is local)."""
+        path = self.path(key)
+        self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        if self.local:
+            shutil.move(source, path)
+            return
+        with source.open("rb") as src:
+            self.publish(key, lambda out: shutil.copyfileobj(src, out, 1 << 20))
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys of the files directly under `prefix` (no temporaries), sorted."""
+        found = self.fs.get_file_info(pafs.FileSelector(self.path(prefix), allow_not_found=True))
+        return sorted(
+            f"{prefix}/{f.base_name}" for f in found if f.type == pafs.FileType.File and ".tmp-" not in f.base_name
+        )
+
+    def list_dirs(self, prefix: str) -> list[str]:
+        found = self.fs.get_file_info(pafs.FileSelector(self.path(prefix), allow_not_found=True))
+        return sorted(f.base_name for f in found if f.type == pafs.FileType.Directory)
+
+    def delete(self, key: str) -> None:
+        if self.exists(key):
+            self.fs.delete_file(self.path(key))
+
+    def delete_dir(self, prefix: str) -> None:
+        if self.fs.get_file_info(self.path(prefix)).type == pafs.FileType.Directory:
+            self.fs.delete_dir(self.path(prefix))

@@ -1,0 +1,35 @@
+"""The Chunker deployment's methods, called on the class itself (real PyAV, no cluster): plan and decode
+are the core's, and a chunk that cannot be decoded comes back as a DecodeFailure, never raised."""
+
+from __future__ import annotations
+
+import asyncio
+
+from serve_app.config import VideoSettings
+from serve_app.deployments.chunker import Chunker, DecodeFailure
+from serve_app.schemas import AnalyzeOptions
+from serve_app.video import SampledChunk, chunking_options, plan_chunks, probe
+from tests.conftest import Clip
+
+VIDEO = VideoSettings()
+
+
+def test_plan_is_the_cores_plan_and_decode_returns_frames(cfr_mp4: Clip) -> None:
+    chunker = Chunker.func_or_class(VIDEO)
+    options = AnalyzeOptions(chunk_s=4, overlap_s=0.5)
+    info, plans = asyncio.run(chunker.plan(str(cfr_mp4.path), options))
+    assert info == probe(cfr_mp4.path, VIDEO)
+    assert plans == plan_chunks(info, chunking_options(options, VIDEO), VIDEO)
+    chunk = asyncio.run(chunker.decode(str(cfr_mp4.path), plans[1]))
+    assert isinstance(chunk, SampledChunk) and chunk.plan == plans[1]
+    assert all(plans[1].start_s - 0.5 <= t <= plans[1].end_s + 0.5 for t in chunk.frame_times_s)
+
+
+def test_a_chunk_past_the_data_is_a_decode_failure(cfr_mp4: Clip) -> None:
+    chunker = Chunker.func_or_class(VIDEO)
+    _, plans = asyncio.run(chunker.plan(str(cfr_mp4.path), AnalyzeOptions(chunk_s=4, overlap_s=0.5)))
+    beyond = plans[-1].model_copy(update={"index": 99, "start_s": 500.0, "end_s": 504.0, "core_start_s": 500.0,
+                                          "core_end_s": 504.0})  # fmt: skip
+    failure = asyncio.run(chunker.decode(str(cfr_mp4.path), beyond))
+    assert isinstance(failure, DecodeFailure) and failure.plan == beyond
+    assert "chunk 99" in failure.error
