@@ -72,8 +72,7 @@ def vlm_app(settings: Settings) -> Iterator[str]:
     """The Serve app whose VLM and Aggregator the job uses; deploys (and later removes) them if none runs."""
     from ray import serve
 
-    from serve_app.deployments.aggregator import Aggregator
-    from serve_app.deployments.vlm import VLM
+    from serve_app.app import inference_graph
 
     running = serve.status().applications.get(settings.app_name)
     if running is not None and running.status == "RUNNING":
@@ -82,8 +81,7 @@ def vlm_app(settings: Settings) -> Iterator[str]:
         return
     name = settings.data.job_app_name
     logger.info("no running %r app: deploying VLM and Aggregator as %r", settings.app_name, name)
-    vlm = VLM.options(**settings.serve.vlm.to_options()).bind(settings.model, settings.video.token_budget)
-    aggregator = Aggregator.options(**settings.serve.aggregator.to_options()).bind(vlm, settings.flow)
+    _, aggregator = inference_graph(settings)
     serve.start(proxy_location="Disabled")  # no HTTP needed: the job talks to the replicas through handles
     serve.run(aggregator, name=name, route_prefix=None)
     try:

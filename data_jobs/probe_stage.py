@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -30,7 +31,9 @@ def probe_row(item: dict[str, Any], *, video: VideoSettings, options: dict[str, 
         fetch_s = time.perf_counter() - fetch_started
         sha = file_sha256(path)  # once per file: the skip check and VideoInfo both use it
     except (ValueError, OSError) as exc:  # bad per-video options, unreadable input
-        return [row(kind="failed", uri=uri, result_key=result_key(uri, "unreadable"), error=str(exc)[:2000])]
+        # No content to hash: the key comes from the URI's hash (a URI itself has '/' and shared prefixes).
+        key = result_key(hashlib.sha256(uri.encode()).hexdigest(), "unreadable")
+        return [row(kind="failed", uri=uri, result_key=key, error=str(exc)[:2000])]
     chunking = chunking_options(analyze, video)
     key = result_key(sha, analyze.model_dump_json() + chunking.model_dump_json())
     base = {

@@ -15,7 +15,7 @@ COLUMNS: dict[str, str] = {
     "local_path": "a node-local path PyAV can open",
     "result_key": "content hash + options hash (the output file names)",
     "sha256": "content hash of the file (VideoInfo.video_id is its first 16 hex digits)",
-    "n_chunks": "chunks planned for this video (0 for failed/skipped)",
+    "n_chunks": "chunks planned for this video (None for failed/skipped)",
     "info_json": "VideoInfo",
     "options_json": "AnalyzeOptions for this video",
     "timings_json": "fetch_s and probe_s of this video",

@@ -24,12 +24,18 @@ from serve_app.deployments.vlm import VLM
 from serve_app.http.auth import check_auth_configured
 
 
+def inference_graph(settings: Settings) -> tuple[Application, Application]:
+    """VLM and the Aggregator that finishes videos with it: the part the archive job also deploys alone."""
+    serve, log = settings.serve, settings.logging_config()
+    vlm = VLM.options(**serve.vlm.to_options(log)).bind(settings.model, settings.video.token_budget)
+    return vlm, Aggregator.options(**serve.aggregator.to_options(log)).bind(vlm, settings.flow)
+
+
 def build_graph(settings: Settings) -> Application:
     check_auth_configured(settings.security)  # fail here, not after the engine loaded, if no key is set
     serve, log = settings.serve, settings.logging_config()
-    vlm = VLM.options(**serve.vlm.to_options(log)).bind(settings.model, settings.video.token_budget)
+    vlm, aggregator = inference_graph(settings)
     chunker = Chunker.options(**serve.chunker.to_options(log)).bind(settings.video)
-    aggregator = Aggregator.options(**serve.aggregator.to_options(log)).bind(vlm, settings.flow)
     runner = JobRunner.options(logging_config=log).bind(
         chunker, vlm, aggregator, job_store_uri(settings), settings.jobs, settings.flow, settings.model.max_tokens
     )

@@ -146,7 +146,10 @@ def install_problem_handlers(api: FastAPI, retry_after_s: Callable[[], float]) -
     @api.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = str(exc.detail)
-        return problem(exc.status_code, f"http-{exc.status_code}", detail, detail, instance=_instance(request))
+        response = problem(exc.status_code, f"http-{exc.status_code}", detail, detail, instance=_instance(request))
+        if exc.headers:  # e.g. 405's Allow
+            response.headers.update(exc.headers)
+        return response
 
     @api.exception_handler(BackPressureError)
     async def _overloaded(request: Request, exc: BackPressureError) -> JSONResponse:

@@ -131,11 +131,6 @@ def test_an_unreadable_path_gives_one_failed_row(tmp_path: Path) -> None:
     assert folder["error"] and folder["sha256"] is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="result_key(uri, 'unreadable') keeps the URI's first 16 characters: '/' in the output file "
-    "name, and unreadable inputs under one prefix (a bucket, a folder) share one key",
-)
 def test_unreadable_inputs_get_distinct_plain_result_keys(tmp_path: Path) -> None:
     keys = [
         only(probe_rows(tmp_path / "in" / name, tmp_path / "out"), "failed")["result_key"]
