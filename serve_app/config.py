@@ -96,12 +96,13 @@ class VideoSettings(BaseModel):
         ),
     )
     floor_s: float = Field(
-        default=15.0,
+        default=20.0,
         gt=0,
         description=(
-            "Adaptive: longest stretch without a kept frame, even on a static screen. bench/sampling.py: 15 s "
-            "costs ~8% fewer tokens than 10 s at the same recall (5.4x vs 5.0x fewer than uniform 1 fps); a "
-            "static 20 s chunk gets one frame pair either way."
+            "Adaptive: longest stretch without a kept frame pair, even on a static screen. Every chunk already "
+            "opens with a pair (20 s chunks: one every 19 s), and since each keep travels as a whole temporal "
+            "pair (exact markers), a floor shorter than the chunk only re-sends an unchanged screen at the "
+            "price of a pair; it matters for longer chunks (`chunk_s` 60: a pair at least every 20 s)."
         ),
     )
     change_threshold: float = Field(
@@ -135,15 +136,24 @@ class ModelSettings(BaseModel):
         description="Context length (visual + text tokens): a chunk's 12k visual tokens + prompt + answer fit in 16k.",
     )
     max_tokens: int = Field(
-        default=1024,
+        default=2560,
         ge=16,
         description=(
-            "Default completion tokens per chunk (a request's max_tokens overrides it); 1024 leaves a busy "
-            "chunk's JSON answer room and still fits: token_budget + max_tokens + prompt_reserve_tokens "
-            "<= max_model_len."
+            "Most completion tokens of a chunk's first attempt (a request's max_tokens replaces it). The "
+            "attempt gets the lesser of this and its mode's answer_token_budget (the longest valid answer, "
+            "<= 2169 for the built-in modes); free text gets this. A cut-off answer is retried once with "
+            "twice that, capped by max_model_len. 2560 fits every built-in mode's longest answer and still "
+            "fits: token_budget + max_tokens + prompt_reserve_tokens <= max_model_len."
         ),
     )
-    summary_max_tokens: int = Field(default=512, ge=16, description="Completion tokens of the summary call.")
+    summary_max_tokens: int = Field(
+        default=1536,
+        ge=16,
+        description=(
+            "Most completion tokens of the summary call's first attempt: it gets the lesser of this and the "
+            "summary schema's longest valid answer (1425); retried once with twice that when cut off."
+        ),
+    )
     prompt_reserve_tokens: int = Field(
         default=1024,
         ge=0,

@@ -217,7 +217,12 @@ class ChunkResult(BaseModel):
     text: str | None = Field(default=None, description="Raw model answer.")
     prompt_tokens: int = Field(default=0, ge=0)
     visual_tokens: int = Field(default=0, ge=0)
-    completion_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0, description="Completion tokens of every model call (retry too).")
+    attempts: list[int] = Field(
+        default_factory=list,
+        description="max_tokens of each model call: one, or two when the first answer was cut off and "
+        "retried once with a larger budget.",
+    )
     decode: DecodeStats | None = None
     infer_s: float = Field(default=0.0, ge=0)
     error: str | None = Field(default=None, description="Why this chunk has no answer, if it failed.")
@@ -245,7 +250,8 @@ class Summary(BaseModel):
     key_points: list[str]
     text: str | None = Field(default=None, description="Raw model answer.")
     prompt_tokens: int = 0
-    completion_tokens: int = 0
+    completion_tokens: int = Field(default=0, description="Completion tokens of every model call (retry too).")
+    attempts: list[int] = Field(default_factory=list, description="max_tokens of each model call (see ChunkResult).")
 
 
 class AnalysisStats(BaseModel):

@@ -2,15 +2,19 @@
 
 Every structured mode's answer is forced by vLLM's structured outputs
 (xgrammar) to the mode's JSON schema, then parsed and validated here again.
-Strings and arrays carry length bounds so that a complete answer always fits
-in the completion budget (xgrammar cannot combine `pattern` with
-`maxLength`, so control characters are tolerated by the lenient parser
-instead of excluded by a pattern).
+Every string, array and number of a built-in schema is bounded (maxLength,
+maxItems, minimum/maximum), so the longest answer the grammar allows is
+finite and `answer_token_budget` can size the completion for it. xgrammar
+cannot combine `pattern` with `maxLength` (vLLM refuses such schemas), so the
+bounded strings carry no pattern: xgrammar's bounded-string grammar already
+excludes `"`, `\\`, CR and LF (no escapes at all), and the other control
+characters it lets through are tolerated by the lenient parser.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -22,8 +26,13 @@ from serve_app.errors import InvalidOptions
 MAX_CUSTOM_SCHEMA_BYTES = 16 * 1024
 MAX_CUSTOM_SCHEMA_DEPTH = 8
 
-Short = Annotated[str, Field(max_length=80)]
-Sentence = Annotated[str, Field(max_length=200)]
+# Bounds a real Qwen3-VL answer fits in; they also bound the completion (`answer_token_budget`).
+MAX_TIME_S = 86_400.0  # a day: above any accepted video (video.max_duration_s is 4 h by default)
+Short = Annotated[str, Field(max_length=60)]  # a name, a title, a layout, one line of screen text
+Label = Annotated[str, Field(max_length=40)]  # the text on a UI element
+Sentence = Annotated[str, Field(max_length=140)]  # one or two sentences
+Moment = Annotated[str, Field(max_length=80)]  # what one event or step is
+Seconds = Annotated[float, Field(ge=0, le=MAX_TIME_S)]
 Position = Literal["top-left", "top", "top-right", "left", "center", "right", "bottom-left", "bottom", "bottom-right"]
 
 
@@ -34,9 +43,9 @@ class _Strict(BaseModel):
 class Event(_Strict):
     """Something that happens at a time, in source-video seconds."""
 
-    start_s: float = Field(ge=0)
-    end_s: float = Field(ge=0)
-    description: Sentence
+    start_s: Seconds
+    end_s: Seconds
+    description: Moment
 
 
 class UIElement(_Strict):
@@ -55,12 +64,12 @@ class UIElement(_Strict):
         "video_tile",
         "other",
     ]
-    text: Short
+    text: Label
     position: Position
 
 
 class Participant(_Strict):
-    name: Short = Field(description="Name as shown on screen, or a short description.")
+    name: Label = Field(description="Name as shown on screen, or a short description.")
     position: Position
     speaking: bool = Field(description="Visual cue that this person is speaking (highlight, open mouth).")
 
@@ -104,7 +113,7 @@ class UIAnswer(_Strict):
 
 class SummaryAnswer(_Strict):
     title: Short
-    summary: Annotated[str, Field(max_length=600)]
+    summary: Annotated[str, Field(max_length=600)]  # a paragraph
     key_points: list[Sentence] = Field(max_length=5)
 
 
@@ -182,6 +191,111 @@ def answer_schema(mode: str, custom_schema: dict[str, Any] | None = None) -> dic
         return custom_schema
     answer = MODES[mode].answer
     return answer.model_json_schema() if answer else None
+
+
+#: Fraction digits xgrammar allows in a number with both bounds (0.2.8: `"." [0-9]{1,6}`, no exponent).
+NUMBER_FRACTION_DIGITS = 6
+
+
+def answer_chars(schema: dict[str, Any]) -> int | None:
+    """Characters of the longest JSON text the structured-output grammar lets the model write for
+    `schema`, or None when the schema does not bound it (a string without maxLength or with a pattern
+    or format, an array without maxItems, a number without minimum and maximum, open objects, keywords
+    not modelled here such as allOf). Counted for `json.dumps` with its default `", "` and `": "`
+    separators, so it also bounds the compact form vLLM writes (`disable_any_whitespace`). A bounded
+    string is its maxLength in characters plus its quotes: xgrammar's bounded-string grammar admits no
+    escapes. Every property is counted, required or not; `$ref`s into the same schema are followed.
+    """
+    return _chars(schema, schema, 0)
+
+
+def _chars(node: Any, root: dict[str, Any], depth: int) -> int | None:
+    if not isinstance(node, dict) or depth > 4 * MAX_CUSTOM_SCHEMA_DEPTH:  # also stops $ref cycles
+        return None
+    if "$ref" in node:
+        return _chars(_resolve(root, node["$ref"]), root, depth + 1)
+    if "const" in node:
+        return len(json.dumps(node["const"], ensure_ascii=False))
+    if "enum" in node:
+        return max((len(json.dumps(v, ensure_ascii=False)) for v in node["enum"]), default=None)
+    if any(key in node for key in ("allOf", "not", "if", "prefixItems", "patternProperties")):
+        return None
+    for key in ("anyOf", "oneOf"):
+        if key in node:
+            return _longest([_chars(alt, root, depth + 1) for alt in node[key]])
+    kind = node.get("type")
+    if isinstance(kind, list):
+        return _longest([_chars({**node, "type": k}, root, depth + 1) for k in kind])
+    if kind == "string":
+        bounded = "maxLength" in node and "pattern" not in node and "format" not in node
+        return node["maxLength"] + 2 if bounded else None
+    if kind == "boolean":
+        return len("false")
+    if kind == "null":
+        return len("null")
+    if kind in ("integer", "number"):
+        low = node.get("minimum", node.get("exclusiveMinimum"))
+        high = node.get("maximum", node.get("exclusiveMaximum"))
+        if not isinstance(low, int | float) or not isinstance(high, int | float):
+            return None
+        digits = max(len(str(math.floor(low))), len(str(math.ceil(high))))  # sign included
+        return digits + (1 + NUMBER_FRACTION_DIGITS if kind == "number" else 0)
+    if kind == "array":
+        items = _chars(node.get("items"), root, depth + 1)
+        count = node.get("maxItems")
+        if items is None or not isinstance(count, int):
+            return None
+        return len("[]") + count * items + max(0, count - 1) * len(", ")
+    if kind == "object":
+        if node.get("additionalProperties", False) is not False:  # absent: closed (xgrammar's strict mode)
+            return None
+        props: dict[str, Any] = node.get("properties", {})
+        total = len("{}") + max(0, len(props) - 1) * len(", ")
+        for key, value in props.items():
+            size = _chars(value, root, depth + 1)
+            if size is None:
+                return None
+            total += len(json.dumps(key, ensure_ascii=False)) + len(": ") + size
+        return total
+    return None
+
+
+def _resolve(root: dict[str, Any], ref: Any) -> Any:
+    if not isinstance(ref, str) or not ref.startswith("#"):
+        return None
+    node: Any = root
+    for part in ref.removeprefix("#").strip("/").split("/") if ref != "#" else []:
+        node = node.get(part.replace("~1", "/").replace("~0", "~")) if isinstance(node, dict) else None
+    return node
+
+
+def _longest(sizes: list[int | None]) -> int | None:
+    return None if not sizes or None in sizes else max(s for s in sizes if s is not None)
+
+
+def answer_token_budget(mode: str, custom_schema: dict[str, Any] | None = None) -> int | None:
+    """Completion tokens the longest valid answer of `mode` can take, or None when nothing bounds it
+    (free-text `describe`, a custom mode without a schema or with an unbounded one): the caller's cap
+    applies then.
+
+    Counted as one token per character of `answer_chars`, plus one for the end-of-turn token. Every
+    token of a byte-level BPE (Qwen's, and the tiny test model's ~1k vocabulary) spells at least one
+    byte, so this bounds any answer whose characters are single-byte (ASCII). It is NOT a bound for
+    arbitrary text: a character of k UTF-8 bytes can cost up to k tokens where the vocabulary has no
+    merge for it (an emoji: 4). A real Qwen tokenizer spends far fewer tokens than characters on
+    English (~4 characters a token), so the budget is generous there; an answer that still runs over
+    is retried once with a larger budget by the engine, then reported as cut off.
+    """
+    schema = answer_schema(mode, custom_schema)
+    chars = answer_chars(schema) if schema is not None else None
+    return None if chars is None else chars + 1
+
+
+def summary_token_budget() -> int:
+    """`answer_token_budget` of the summary call (its schema is bounded, so never None)."""
+    chars = answer_chars(summary_schema())
+    assert chars is not None, "the summary schema must bound every field"
+    return chars + 1
 
 
 def build_instruction(mode: str, start_s: float, end_s: float, prompt: str | None) -> str:

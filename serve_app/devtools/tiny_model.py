@@ -6,6 +6,11 @@ outputs) runs on a laptop or CI machine with no GPU and no model hub. The
 architecture is Qwen3-VL's, scaled down (~1M parameters, ~4 MB); the
 tokenizer is a small byte-level BPE with Qwen's special tokens. Deterministic:
 the same seed gives the same files.
+
+Variants (`answers`): "closing" (the default) ends strings, lists and answers
+early, so answers are short; "never_closing" never ends anything the grammar
+lets it continue, so its answers are the longest valid ones and free text runs
+to max_tokens (the cut-off path: tests/engine/test_truncation.py).
 """
 
 from __future__ import annotations
@@ -15,10 +20,14 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 logger = logging.getLogger(__name__)
 
 LABEL = "reelserve tiny random Qwen3-VL (random weights: for development and tests only)"
+
+#: How the model's answers end (see `build_tiny_model`).
+Answers = Literal["closing", "never_closing"]
 
 # Qwen's special tokens, registered first so their ids are 0..13.
 SPECIAL_TOKENS = [
@@ -141,8 +150,86 @@ def _bias_towards_closing(model, tokenizer, bias: float, eos_factor: float = 1.8
         head[tokenizer.convert_tokens_to_ids("<|im_end|>"), 0] = eos_factor * per_unit
 
 
-def build_tiny_model(out_dir: Path, seed: int = 0, vocab_size: int = 1024, answer_bias: float = 0.5) -> Path:
+def _byte_decoder() -> dict[str, int]:
+    """The byte-level BPE alphabet (GPT-2's `bytes_to_unicode`), from printed character to byte."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAC + 1)) + list(range(0xAE, 0xFF + 1))
+    chars = printable[:]
+    extra = 0
+    for b in range(256):
+        if b not in printable:
+            printable.append(b)
+            chars.append(256 + extra)
+            extra += 1
+    return {chr(c): b for b, c in zip(printable, chars, strict=True)}
+
+
+def _token_bytes(tokenizer) -> dict[int, bytes]:
+    """The bytes each ordinary (non-special) token spells."""
+    decoder = _byte_decoder()
+    special = set(SPECIAL_TOKENS)
+    return {
+        i: bytes(decoder[c] for c in tok)
+        for tok, i in tokenizer.get_vocab().items()
+        if tok not in special and all(c in decoder for c in tok)
+    }
+
+
+_CLOSING = frozenset(b"]}")
+_NUMBER = frozenset(b"0123456789.")
+_OPENING = frozenset(b'"{[,: ')
+
+
+def _bias_never_closing(model, tokenizer, bias: float) -> None:
+    """Make the model continue everything the grammar lets it continue, so no answer ends early.
+
+    Structured outputs leave the model a choice only where the JSON may go on or end (a string's next
+    character or its closing quote, another list item or `]`, another digit or the next key); greedy
+    decoding takes the allowed token with the highest logit. Here the same constant hidden dimension
+    as `_bias_towards_closing` is read by the output head with the opposite preference, in units of
+    about `bias` logits: the filler token `x` +8 (it beats the closing quote, so every string runs to
+    its maxLength, and free text never ends), digits and `.` +5 (numbers take every digit their
+    bounds allow), tokens made of `"{[,: ` only +4 (a list takes another item rather than `]`), any
+    token containing `]` or `}`, and end-of-turn, -8 (taken only when the grammar allows nothing
+    else). Random logits are ~0.3, so the order always holds. `x` is one byte, one token: the answer
+    costs about one token per character, the case `answer_token_budget` is exact for.
+    """
+    import torch
+
+    text = model.model.language_model
+    with torch.no_grad():
+        text.embed_tokens.weight[:, 0] = 1.0
+        for layer in text.layers:
+            layer.self_attn.o_proj.weight[0, :] = 0.0
+            layer.mlp.down_proj.weight[0, :] = 0.0
+        head = model.lm_head.weight
+        head[:, 0] = 0.0
+        per_unit = bias / head.shape[1] ** 0.5
+        for i, spelled in _token_bytes(tokenizer).items():
+            units = 0.0
+            if spelled == b"x":
+                units = 8
+            elif _CLOSING & set(spelled):
+                units = -8
+            elif set(spelled) <= _NUMBER:
+                units = 5
+            elif set(spelled) <= _OPENING:
+                units = 4
+            head[i, 0] = units * per_unit
+        head[tokenizer.convert_tokens_to_ids("<|im_end|>"), 0] = -8 * per_unit
+
+
+def build_tiny_model(
+    out_dir: Path,
+    seed: int = 0,
+    vocab_size: int = 1024,
+    answer_bias: float = 0.5,
+    answers: Answers = "closing",
+) -> Path:
     """Write the checkpoint (config, weights, tokenizer, processors) to `out_dir`.
+
+    `answers`: "closing" (default) biases the random model towards ending strings, lists and answers
+    early (`answer_bias` ~ logits); "never_closing" makes it continue whatever the grammar allows:
+    strings to maxLength, lists to maxItems, free text to max_tokens (`_bias_never_closing`).
 
     Written to a temporary sibling and renamed, so a half-built folder is never
     mistaken for a model.
@@ -203,7 +290,12 @@ def build_tiny_model(out_dir: Path, seed: int = 0, vocab_size: int = 1024, answe
     )
     config.dtype = "float32"
     model = Qwen3VLForConditionalGeneration(config).eval()
-    _bias_towards_closing(model, tokenizer, answer_bias)
+    if answers == "closing":
+        _bias_towards_closing(model, tokenizer, answer_bias)
+    elif answers == "never_closing":
+        _bias_never_closing(model, tokenizer, 1.0)
+    else:
+        raise ValueError(f"unknown answers variant {answers!r}")
 
     processor = Qwen3VLProcessor(
         image_processor=Qwen2VLImageProcessor(
@@ -230,10 +322,11 @@ def build_tiny_model(out_dir: Path, seed: int = 0, vocab_size: int = 1024, answe
         processor.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "README.md").write_text(
-            f"# {LABEL}\n\nBuilt by `reelserve make-tiny-model` (seed {seed}). The weights are random: "
-            "outputs are meaningless. Use a real Qwen3-VL checkpoint for real analysis.\n"
+            f"# {LABEL}\n\nBuilt by `reelserve make-tiny-model` (seed {seed}, answers {answers}). The weights "
+            "are random: outputs are meaningless. Use a real Qwen3-VL checkpoint for real analysis.\n"
         )
-        (tmp / "reelserve_tiny.json").write_text(json.dumps({"label": LABEL, "seed": seed}))
+        meta = {"label": LABEL, "seed": seed} | ({"answers": answers} if answers != "closing" else {})
+        (tmp / "reelserve_tiny.json").write_text(json.dumps(meta))
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)

@@ -11,6 +11,7 @@ vLLM is imported lazily so the module can be imported where vLLM is absent.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -28,6 +29,7 @@ from serve_app.analysis import (
     summary_schema,
     timeline_text,
 )
+from serve_app.analysis.modes import answer_token_budget, summary_token_budget
 from serve_app.config import GPU_DEFAULT_MODEL, ModelSettings
 from serve_app.devtools.tiny_model import ensure_tiny_model, is_tiny_model
 from serve_app.errors import EngineUnavailable, InvalidOptions
@@ -64,9 +66,38 @@ class Generation:
     text: str
     prompt_tokens: int
     visual_tokens: int
-    completion_tokens: int
+    completion_tokens: int  # of every attempt (`_generate_fitted`: the cut-off one and its retry)
     finish_reason: str | None
     seconds: float
+    attempts: list[int]  # max_tokens of each attempt
+    cut_off: str | None = None  # why the answer is incomplete (cut off again after the retry), if it is
+
+
+def first_max_tokens(requested: int, budget: int | None) -> int:
+    """Completion budget of the first attempt: the schema's bound on the longest valid answer
+    (`answer_token_budget`), never more than `requested` (the request's max_tokens, else
+    `model.max_tokens`); `requested` alone when the answer is unbounded (free text)."""
+    return requested if budget is None else min(requested, budget)
+
+
+def retry_max_tokens(first: int, prompt_tokens: int, max_model_len: int) -> int:
+    """Budget of the one retry after a cut-off answer: twice the first, capped so prompt + answer fit
+    the context. Not above `first` means there is no room to retry."""
+    return min(2 * first, max_model_len - prompt_tokens)
+
+
+def _complete(gen: Generation, schema: dict[str, Any] | None) -> bool:
+    """Whether the answer is whole: not stopped by a length limit, or stopped right after the grammar's
+    last character (the JSON parses)."""
+    if gen.finish_reason != "length":
+        return True
+    if schema is None:
+        return False
+    try:
+        json.loads(gen.text, strict=False)
+    except json.JSONDecodeError:
+        return False
+    return True
 
 
 class VLMEngine:
@@ -190,7 +221,42 @@ class VLMEngine:
             completion_tokens=len(completion.token_ids),
             finish_reason=completion.finish_reason,
             seconds=time.perf_counter() - started,
+            attempts=[max_tokens],
         )
+
+    async def _generate_fitted(
+        self,
+        instruction: str,
+        schema: dict[str, Any] | None,
+        max_tokens: int,
+        video: tuple[Any, dict[str, Any]] | None = None,
+    ) -> Generation:
+        """`_generate`; an answer cut off at `max_tokens` is generated once more with
+        `retry_max_tokens`. The result is the last attempt's answer with the completion tokens and
+        time of both; `cut_off` says so if that answer is incomplete too (never a silent truncation)."""
+        first = await self._generate(instruction, schema, max_tokens, video)
+        if _complete(first, schema):
+            return first
+        retry = retry_max_tokens(max_tokens, first.prompt_tokens, self.settings.max_model_len)
+        if retry <= first.completion_tokens:
+            first.cut_off = (
+                f"answer cut off at {first.completion_tokens} tokens, with no room for a retry "
+                f"(the prompt's {first.prompt_tokens} tokens leave {retry} of max_model_len "
+                f"{self.settings.max_model_len})"
+            )
+            return first
+        logger.info("answer cut off at %d tokens; retrying once with max_tokens %d", first.completion_tokens, retry)
+        second = await self._generate(instruction, schema, retry, video)
+        second.completion_tokens += first.completion_tokens
+        second.seconds += first.seconds
+        second.attempts = [max_tokens, retry]
+        if not _complete(second, schema):
+            second.cut_off = (
+                f"answer cut off at {first.completion_tokens} tokens, and again at "
+                f"{second.completion_tokens - first.completion_tokens} after one retry with max_tokens {retry} "
+                f"({second.completion_tokens} completion tokens counted)"
+            )
+        return second
 
     async def analyze_chunk(self, chunk: SampledChunk, task: ChunkTask) -> ChunkResult:
         """Run one chunk; a bad answer becomes `ChunkResult.error`, a dead engine raises."""
@@ -207,8 +273,9 @@ class VLMEngine:
             frame_times_s=list(chunk.frame_times_s),
             decode=chunk.stats,
         )
+        max_tokens = first_max_tokens(task.max_tokens, answer_token_budget(task.mode, task.json_schema))
         try:
-            gen = await self._generate(instruction, schema, task.max_tokens, video_input(chunk))
+            gen = await self._generate_fitted(instruction, schema, max_tokens, video_input(chunk))
         except (VLLMValidationError, ValueError) as exc:
             logger.warning("video %s chunk %d rejected by the engine: %s", task.video_id, plan.index, exc)
             return result.model_copy(update={"error": f"engine rejected the chunk: {exc}"})
@@ -217,20 +284,27 @@ class VLMEngine:
             "prompt_tokens": gen.prompt_tokens,
             "visual_tokens": gen.visual_tokens,
             "completion_tokens": gen.completion_tokens,
+            "attempts": gen.attempts,
             "infer_s": gen.seconds,
         }
         try:
+            if gen.cut_off:
+                raise OutputError(gen.cut_off)
             update["output"] = parse_answer(task.mode, gen.text, task.json_schema)
         except OutputError as exc:
-            truncated = gen.finish_reason == "length"
-            update["error"] = f"{exc}{' (answer cut off at max_tokens)' if truncated else ''}"
+            update["error"] = str(exc)
             logger.warning("video %s chunk %d: %s", task.video_id, plan.index, update["error"])
         return result.model_copy(update=update)
 
     async def summarize(self, entries: list[TimelineEntry], mode: str) -> Summary:
-        """One text-only call over the timeline, forced to the summary schema."""
-        max_tokens = self.settings.summary_max_tokens
-        budget = self.settings.max_model_len - max_tokens - self.settings.prompt_reserve_tokens
+        """One text-only call over the timeline, forced to the summary schema; cut off at its budget, it
+        is retried once with a larger one, then raises OutputError (flow.finish: `summary_error`).
+
+        Budget: the summary schema's bound on the longest valid answer, capped by
+        `model.summary_max_tokens`. The timeline is thinned so that the prompt leaves room for the
+        retry's twice that."""
+        max_tokens = first_max_tokens(self.settings.summary_max_tokens, summary_token_budget())
+        budget = self.settings.max_model_len - 2 * max_tokens - self.settings.prompt_reserve_tokens
         tokenizer = self._engine.get_tokenizer()
         max_chars = budget * 3
         while True:  # thin the timeline until the prompt fits the context
@@ -238,7 +312,9 @@ class VLMEngine:
             if len(tokenizer.encode(instruction)) <= budget or max_chars < 256:
                 break
             max_chars //= 2
-        gen = await self._generate(instruction, summary_schema(), max_tokens)
+        gen = await self._generate_fitted(instruction, summary_schema(), max_tokens)
+        if gen.cut_off:
+            raise OutputError(f"summary {gen.cut_off}")
         answer = parse_summary(gen.text)
         return Summary(
             title=answer.title,
@@ -247,6 +323,7 @@ class VLMEngine:
             text=gen.text,
             prompt_tokens=gen.prompt_tokens,
             completion_tokens=gen.completion_tokens,
+            attempts=gen.attempts,
         )
 
 

@@ -24,7 +24,7 @@ from serve_app.errors import InvalidOptions
 from serve_app.schemas import AnalyzeOptions, ChunkingOptions, ChunkPlan, VideoInfo
 from serve_app.video.tokens import FACTOR, TEMPORAL_PATCH, fit_frame_size, visual_tokens
 
-__all__ = ["MAX_FRAMES", "MIN_FRAMES", "plan_chunks"]
+__all__ = ["MAX_FRAMES", "MIN_FRAMES", "chunking_options", "plan_chunks"]
 
 logger = logging.getLogger(__name__)
 

@@ -19,10 +19,14 @@ tiles:
 - with nothing new for `floor_s` seconds a candidate is kept anyway (unless
   a change follows within the next two candidates), so no stretch is silent
   for long;
+- every keep travels as a pair with the candidate after it (the chunk's last
+  candidate with itself): Qwen3-VL fuses frames two by two into one temporal
+  patch stamped with the pair's mean time, so a pair must never join frames
+  seconds apart — each `<t seconds>` marker then lies within half a candidate
+  interval of both its frames, and the model never sees two unrelated
+  pictures blended. The partner is also the reference for the next change;
 - the count is capped at the chunk's frame budget (`ceiling`), dropping the
-  keeps that changed the least, and made even, because Qwen3-VL folds frames
-  in pairs (an odd frame costs a whole pair): the chunk's last candidate
-  fills the pair.
+  pairs that changed the least (never the chunk's first).
 
 A home-made detector rather than PySceneDetect's: its content and hash
 detectors score whole-frame averages between consecutive frames, which
@@ -180,11 +184,16 @@ class _Candidate(Generic[FrameT]):
 
 @dataclass
 class Selection:
-    """What the sampler kept: frames (converted), their times, and why."""
+    """What the sampler kept: frames (converted), their times, and why.
+
+    Frames come in pairs: frame 2i is a keep, frame 2i+1 its partner (the next candidate, or the keep
+    again at the chunk's end). `scores` has one entry per pair: the keep's change score, 0 for the
+    chunk start and floor keeps.
+    """
 
     frames: list[np.ndarray] = field(default_factory=list)
     times_s: list[float] = field(default_factory=list)
-    scores: list[float] = field(default_factory=list)  # change score; 0 = floor or chunk start/end
+    scores: list[float] = field(default_factory=list)
     candidates: int = 0
 
 
@@ -207,6 +216,7 @@ class AdaptiveSampler(Generic[FrameT]):
         # Change maps of the decided candidates' last comparisons, oldest first (for the live test).
         self._history: deque[np.ndarray] = deque(maxlen=_LIVE_WINDOW)
         self._last_kept: _Candidate[FrameT] | None = None
+        self._last_keep_s = 0.0
         self._live_at_kept = np.zeros((1, 1), bool)
         self._last: _Candidate[FrameT] | None = None
         self._selection = Selection()
@@ -223,20 +233,15 @@ class AdaptiveSampler(Generic[FrameT]):
             self._decide(self._pending.popleft(), list(self._pending))
 
     def finish(self) -> Selection:
-        """Decide the remaining candidates; cap at the ceiling and make the count even."""
+        """Decide the remaining candidates; cap the pairs at the ceiling."""
         while self._pending:
             self._decide(self._pending.popleft(), list(self._pending))
         sel = self._selection
         while len(sel.frames) > self.ceiling:
-            # The least informative keep goes first; the chunk's first frame stays.
+            # The least informative pair goes first (the latest of equals); the chunk's first stays.
             drop = 1 + min(range(len(sel.scores) - 1), key=lambda i: (sel.scores[i + 1], -i))
-            for values in (sel.frames, sel.times_s, sel.scores):
-                del values[drop]
-        last = self._last
-        if len(sel.frames) % 2 and last is not None and sel.times_s and last.time_s > sel.times_s[-1]:
-            # The pair costs the same with or without it: show how the chunk ends.
-            self._keep(last, 0.0)
-        logger.debug("adaptive sampling kept %d of %d candidates", len(sel.frames), sel.candidates)
+            del sel.frames[2 * drop : 2 * drop + 2], sel.times_s[2 * drop : 2 * drop + 2], sel.scores[drop]
+        logger.debug("adaptive sampling kept %d pairs of %d candidates", len(sel.scores), sel.candidates)
         return sel
 
     def _decide(self, candidate: _Candidate[FrameT], after: list[_Candidate[FrameT]]) -> None:
@@ -244,8 +249,11 @@ class AdaptiveSampler(Generic[FrameT]):
             self._history.append(candidate.change)
         # Comparisons k-1 and k (history) and k+1, k+2 (the candidates after it).
         live = self._live([*self._history, *(c.change for c in after if c.change is not None)])
+        partner = after[0] if after else candidate
         if self._last_kept is None:
-            self._keep(candidate, 0.0, live)  # the chunk's start: the reference everything is compared with
+            self._keep(candidate, partner, 0.0, live)  # the chunk's start: the reference for what follows
+            return
+        if candidate is self._last_kept:  # the previous keep's partner: already shown
             return
         # Only tiles that were already live at the last kept frame are ignored:
         # that frame shows them as the webcam or video they are; a region that
@@ -256,11 +264,11 @@ class AdaptiveSampler(Generic[FrameT]):
             # Mid-scroll: the page is still moving; the frame where it stops shows the new content.
             score = 0.0
         if score > 0:
-            self._keep(candidate, score, live)
-        elif candidate.time_s - self._last_kept.time_s >= self.params.floor_s - 1e-6 and not self._change_ahead(
+            self._keep(candidate, partner, score, live)
+        elif candidate.time_s - self._last_keep_s >= self.params.floor_s - 1e-6 and not self._change_ahead(
             after, ignore
         ):
-            self._keep(candidate, 0.0, live)
+            self._keep(candidate, partner, 0.0, live)
 
     def _change_ahead(self, after: list[_Candidate[FrameT]], ignore: np.ndarray) -> bool:
         """A change among the next candidates will be kept anyway: a floor frame now would be wasted."""
@@ -278,11 +286,14 @@ class AdaptiveSampler(Generic[FrameT]):
             return np.zeros_like(live)  # large continuous motion is content (typing, scrolling, camera video)
         return live
 
-    def _keep(self, candidate: _Candidate[FrameT], score: float, live: np.ndarray | None = None) -> None:
+    def _keep(
+        self, candidate: _Candidate[FrameT], partner: _Candidate[FrameT], score: float, live: np.ndarray
+    ) -> None:
         sel = self._selection
-        sel.frames.append(self.convert(candidate.frame))
-        sel.times_s.append(candidate.time_s)
+        for shown in (candidate, partner):
+            sel.frames.append(self.convert(shown.frame))
+            sel.times_s.append(shown.time_s)
         sel.scores.append(score)
-        self._last_kept = candidate
-        if live is not None:
-            self._live_at_kept = live
+        self._last_kept = partner  # the latest picture the model sees: what the next change is measured from
+        self._last_keep_s = candidate.time_s  # the floor counts from the keep, so floors stay on their grid
+        self._live_at_kept = live

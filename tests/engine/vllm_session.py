@@ -96,7 +96,8 @@ async def session(work: Path) -> dict[str, Any]:
 
 def main() -> None:
     report = asyncio.run(session(Path(sys.argv[1])))
-    print(REPORT_PREFIX + json.dumps(report), flush=True)
+    sys.stdout.write(REPORT_PREFIX + json.dumps(report) + "\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ OPTIONS = {"mode": "screen_share", "aggregate": True}
 
 @pytest.fixture(scope="module")
 def clip(screen_share, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The session's 60 s generated screen share (3 chunks), alone in a folder for the archive job."""
+    """The session's 60 s generated screen share (several chunks), alone in a folder for the archive job."""
     folder = tmp_path_factory.mktemp("one-flow")
     return Path(shutil.copy(screen_share.path, folder / screen_share.path.name))
 
@@ -68,7 +68,7 @@ def test_analyze_job_and_archive_agree(http: httpx.Client, settings: Settings, c
     (analysis_file,) = (out / "analyses").glob("*.json")
     bulk = VideoAnalysis.model_validate_json(analysis_file.read_text())
 
-    assert len(online.chunks) == 3 and all(c.ok for c in online.chunks)
+    assert len(online.chunks) >= 3 and all(c.ok for c in online.chunks)
     assert online.video_id == online.video.sha256[:16]
     assert analysis_file.stem.startswith(online.video_id + "-"), "bulk files: content hash + options key"
     reference = comparable(online)

@@ -208,12 +208,16 @@ def test_adaptive_keeps_every_change_and_drops_static_stretches(screen_share: Sc
         for frame, t in zip(chunk.frames, chunk.frame_times_s, strict=True):
             # The frame shown at its reported time, to the frame.
             assert read_counter(frame, screen_share.width, screen_share.height) == round(t * screen_share.fps)
-        times = sorted(set(chunk.frame_times_s))
-        # Between consecutive keeps with no change in between, the floor spacing holds
-        # (the chunk's last candidate, which fills a pair, excepted).
-        for a, b in zip(times, times[1:-1], strict=False):
-            if not any(a < e.start_s <= b or a < e.end_s <= b for e in screen_share.events):
-                assert b - a >= plan.floor_s - 0.5 - 1e-6
+        times = chunk.frame_times_s
+        step = 1 / plan.fps
+        # Pairs (Qwen3-VL's temporal patches): a keep and the candidate after it, never seconds apart.
+        for a, b in zip(times[::2], times[1::2], strict=True):
+            assert 0 <= b - a <= step + 0.5 / screen_share.fps, (a, b)
+        # Between consecutive keeps with no change in between, the floor spacing holds.
+        keeps = times[::2]
+        for a, b in zip(keeps, keeps[1:], strict=False):
+            if not any(a < e.start_s <= b + step or a < e.end_s <= b + step for e in screen_share.events):
+                assert b - a >= plan.floor_s - 0.5 - 1e-6, (a, b)
         kept += chunk.frame_times_s
     for event in screen_share.events:
         assert any(event.shown_s <= t < event.end_s for t in kept), f"{event} not covered"

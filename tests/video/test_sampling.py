@@ -42,11 +42,17 @@ def run(
         t = (i + 0.5) / BASE_FPS
         sampler.add(t, t, gray_thumb(screen.render(round(t * 30), t)))
     selection = sampler.finish()
-    assert len(selection.frames) == len(selection.times_s) == len(selection.scores)
+    assert len(selection.frames) == len(selection.times_s) == 2 * len(selection.scores)
     assert selection.candidates == count
     # Only kept frames are converted (plus any dropped at the ceiling).
     assert set(selection.times_s) <= set(converted)
-    return selection.times_s, selection.scores, selection.candidates
+    times = selection.times_s
+    # Pairs: a keep and the next candidate (or itself at the end), so a pair's marker is within half a
+    # candidate interval of both frames.
+    for a, b in zip(times[::2], times[1::2], strict=True):
+        assert 0 <= b - a <= 1 / BASE_FPS + 1e-9
+    assert times == sorted(times)
+    return times[::2], selection.scores, selection.candidates
 
 
 def slide(start: float, end: float) -> ScreenEvent:
@@ -75,9 +81,8 @@ def test_every_change_is_kept_even_short_ones() -> None:
     kept, scores, _ = run(events, 30)
     assert all(covered(e, kept) for e in events)
     changes = [t for t, s in zip(kept, scores, strict=True) if s > 0]
-    # One keep per change, plus the dialog closing; nothing for the cursor or the webcam.
+    # One pair per change, plus the dialog closing; nothing for the cursor or the webcam.
     assert changes == pytest.approx([6.25, 7.25, 15.25, 16.25, 19.25])
-    assert len(kept) % 2 == 0
 
 
 def test_scroll_keeps_the_settled_page_not_the_motion() -> None:
@@ -88,20 +93,24 @@ def test_scroll_keeps_the_settled_page_not_the_motion() -> None:
     assert covered(events[1], kept)
 
 
-def test_ceiling_drops_the_least_informative_frames() -> None:
+def test_ceiling_drops_the_least_informative_pairs() -> None:
     events = [slide(0, 3), slide(3, 4.5), slide(4.5, 9), slide(9, 12)]
-    kept, scores, _ = run(events, 24, ceiling=4)
+    kept, scores, _ = run(events, 24, ceiling=8)
     assert len(kept) == 4
     assert kept[0] == 0.25  # the chunk start always stays
-    assert 0.0 not in scores[1:]  # the floor frame went first
+    assert 0.0 not in scores[1:]  # the floor pair went first
     assert sum(covered(e, kept) for e in events) == 4
 
 
-def test_count_is_made_even_with_the_last_candidate() -> None:
-    # Start + two changes = 3: the pair is paid for anyway, so the chunk's end fills it.
-    kept, scores, _ = run([slide(0, 3), slide(3, 6), slide(6, 9)], 9)
-    assert kept == pytest.approx([0.25, 3.25, 6.25, 8.75])
-    assert scores[0] == 0 and scores[1] > 0 and scores[2] > 0 and scores[3] == 0
+def test_a_keep_on_the_last_candidate_pairs_with_itself() -> None:
+    screen = ScreenRenderer(WIDTH, HEIGHT, [slide(0, 8.5), slide(8.5, 9)], seed=3, webcam=True)
+    sampler: AdaptiveSampler[float] = AdaptiveSampler(PARAMS, 100, lambda t: np.full((2, 2, 3), int(t * 10), np.uint8))
+    for i in range(18):
+        t = (i + 0.5) / BASE_FPS
+        sampler.add(t, t, gray_thumb(screen.render(round(t * 30), t)))
+    selection = sampler.finish()
+    assert selection.times_s == pytest.approx([0.25, 0.75, 8.75, 8.75])
+    assert selection.scores[0] == 0 and selection.scores[1] > 0
 
 
 def test_a_region_coming_alive_is_a_change() -> None:
@@ -118,7 +127,7 @@ def test_a_region_coming_alive_is_a_change() -> None:
         screen = still if t < 10 else live
         sampler.add(t, t, gray_thumb(screen.render(round(t * 30), t)))
     selection = sampler.finish()
-    changes = [t for t, s in zip(selection.times_s, selection.scores, strict=True) if s > 0]
+    changes = [t for t, s in zip(selection.times_s[::2], selection.scores, strict=True) if s > 0]
     assert changes and 10 <= changes[0] <= 11 and all(t < 12 for t in changes)
 
 
