@@ -156,7 +156,13 @@ class AnalyzeOptions(BaseModel):
     )
     chunk_s: float | None = Field(default=None, ge=2, le=600, description="Chunk length in seconds.")
     overlap_s: float | None = Field(default=None, ge=0, le=30, description="Chunk overlap in seconds.")
-    max_tokens: int | None = Field(default=None, ge=16, le=8192, description="Max completion tokens per chunk.")
+    max_tokens: int | None = Field(
+        default=None,
+        ge=16,
+        le=8192,
+        description="Max completion tokens of a chunk's answer (default: the mode's longest valid answer, capped "
+        "by the server); an answer cut off there is retried once with twice that.",
+    )
     aggregate: bool = Field(default=True, description="Merge chunks into a summary with one extra model call.")
 
     @field_validator("json_schema")

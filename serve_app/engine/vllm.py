@@ -6,6 +6,12 @@ the `<t seconds>` markers in the prompt equal those timestamps. Processor
 settings are fixed here by the operator; nothing from a request reaches
 vLLM's multimodal processor (see CVE-2026-105758 in the notes).
 
+Completion budgets: a chunk's first attempt gets its mode's `answer_token_budget`
+(the longest valid answer), or the request's smaller max_tokens; free text gets
+max_tokens. An answer cut off there is generated once more with twice the
+budget (capped by max_model_len); cut off again, it is a chunk error (a summary:
+OutputError) that says so, and completion_tokens counts both attempts.
+
 vLLM is imported lazily so the module can be imported where vLLM is absent.
 """
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from typing import Any
 
 import jsonschema
 import pytest
@@ -17,6 +19,8 @@ from serve_app.analysis import (
     parse_summary,
     summary_schema,
 )
+from serve_app.analysis.modes import MAX_TIME_S, answer_chars, answer_token_budget, summary_token_budget
+from serve_app.config import ModelSettings, VideoSettings
 from serve_app.errors import InvalidOptions
 
 STRUCTURED = ["screen_share", "meeting", "app_demo", "ui"]
@@ -146,3 +150,131 @@ def test_summary_schema_round_trip() -> None:
     assert parse_summary(json.dumps(answer)).title == "Demo"
     with pytest.raises(OutputError):
         parse_summary('{"title": "x"}')
+
+
+# -- answer budgets ------------------------------------------------------------------------------------
+
+#: The budgets the config's descriptions quote (model.max_tokens, model.summary_max_tokens): changing a
+#: schema's bounds changes them, deliberately.
+BUDGETS = {"screen_share": 2035, "meeting": 2143, "app_demo": 2036, "ui": 2169}
+SUMMARY_BUDGET = 1425
+
+
+def longest(node: Any, root: dict[str, Any]) -> Any:
+    """The valid instance of `node` with the longest `json.dumps`: strings of `x` at maxLength, lists at
+    maxItems, every property, the longest enum value, numbers with all their digits."""
+    if "$ref" in node:
+        return longest(root["$defs"][node["$ref"].rsplit("/", 1)[-1]], root)
+    if "enum" in node:
+        return max(node["enum"], key=lambda v: len(json.dumps(v)))
+    if "anyOf" in node:
+        return max((longest(alt, root) for alt in node["anyOf"]), key=lambda v: len(json.dumps(v)))
+    kind = node["type"]
+    if kind == "object":
+        return {key: longest(value, root) for key, value in node["properties"].items()}
+    if kind == "array":
+        return [longest(node["items"], root) for _ in range(node["maxItems"])]
+    if kind == "string":
+        return "x" * node["maxLength"]
+    if kind == "integer":
+        return max(node["minimum"], node["maximum"], key=lambda v: len(str(v)))
+    if kind == "number":  # as many integer digits as the maximum, and six fraction digits
+        return math.ceil(node["maximum"]) - 1 + 0.999999
+    if kind == "boolean":
+        return False
+    raise AssertionError(f"no longest instance for {node}")
+
+
+@pytest.mark.parametrize("mode", STRUCTURED)
+def test_budget_bounds_the_longest_valid_answer_of_each_mode(mode: str) -> None:
+    schema = answer_schema(mode)
+    assert schema is not None
+    answer = longest(schema, schema)
+    jsonschema.validate(answer, schema)
+    assert parse_answer(mode, json.dumps(answer)) == answer  # the model's bounds are the schema's
+    text = json.dumps(answer)  # default separators: the compact text vLLM writes is shorter still
+    budget = answer_token_budget(mode)
+    assert budget == BUDGETS[mode]
+    assert len(text) + 1 == budget  # exact: the longest answer, one token a character, plus end-of-turn
+    # The schema itself forbids anything longer (here: one more list item).
+    with pytest.raises(OutputError):
+        parse_answer(mode, json.dumps({**answer, "visible_text": answer["visible_text"] + ["x"]}))
+
+
+def test_budget_bounds_the_longest_summary() -> None:
+    schema = summary_schema()
+    answer = longest(schema, schema)
+    assert parse_summary(json.dumps(answer)).model_dump() == answer
+    assert summary_token_budget() == SUMMARY_BUDGET == len(json.dumps(answer)) + 1
+
+
+def test_every_budget_fits_the_default_caps_and_leaves_room_for_the_retry() -> None:
+    model, video = ModelSettings(), VideoSettings()
+    assert max(BUDGETS.values()) <= model.max_tokens  # the first attempt gets the whole budget
+    assert SUMMARY_BUDGET <= model.summary_max_tokens
+    # Even a chunk at its full visual budget leaves the retry more than the first attempt had.
+    assert model.max_model_len - video.token_budget - model.prompt_reserve_tokens > max(BUDGETS.values())
+
+
+def test_times_are_bounded_for_the_budget_and_above_any_accepted_video() -> None:
+    assert MAX_TIME_S >= VideoSettings().max_duration_s
+    event = {"start_s": MAX_TIME_S + 1, "end_s": 1.0, "description": "x"}
+    with pytest.raises(OutputError):
+        parse_answer("screen_share", json.dumps({**EXAMPLES["screen_share"], "events": [event]}))
+
+
+def test_free_text_and_unbounded_custom_schemas_have_no_budget() -> None:
+    assert answer_token_budget("describe") is None
+    assert answer_token_budget("custom") is None
+    assert answer_token_budget("custom", CUSTOM) == len(json.dumps({"colours": ["x" * 20] * 3})) + 1
+
+
+def obj(node: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": {"a": node}, **extra}
+
+
+@pytest.mark.parametrize(
+    ("schema", "answer"),
+    [
+        (obj({"type": "string", "maxLength": 5}), {"a": "xxxxx"}),
+        (obj({"anyOf": [{"type": "string", "maxLength": 5}, {"type": "null"}]}), {"a": "xxxxx"}),
+        (obj({"type": ["integer", "null"], "minimum": -120, "maximum": 7}), {"a": -120}),
+        (obj({"type": "number", "minimum": 0, "maximum": 600}), {"a": 599.999999}),
+        (obj({"enum": ["a", "bcd", 12345]}), {"a": 12345}),
+        (obj({"const": "fixed"}), {"a": "fixed"}),
+        (obj({"type": "boolean"}), {"a": False}),
+        (obj({"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 9}, "maxItems": 0}), {"a": []}),
+        (
+            {
+                "type": "object",
+                "$defs": {"s": {"type": "string", "maxLength": 3}},
+                "properties": {"a": {"$ref": "#/$defs/s"}},
+            },
+            {"a": "xxx"},
+        ),
+        (obj({"type": "string", "maxLength": 2}, additionalProperties=False), {"a": "xx"}),
+    ],
+)
+def test_custom_schema_budget_is_the_longest_answer(schema: dict[str, Any], answer: dict[str, Any]) -> None:
+    jsonschema.validate(answer, schema)
+    assert answer_chars(schema) == len(json.dumps(answer))
+
+
+@pytest.mark.parametrize(
+    "node",
+    [
+        {"type": "string"},  # no maxLength
+        {"type": "string", "maxLength": 9, "pattern": "^a+$"},  # xgrammar drops neither; vLLM refuses both
+        {"type": "string", "maxLength": 9, "format": "email"},
+        {"type": "array", "items": {"type": "string", "maxLength": 3}},  # no maxItems
+        {"type": "number", "minimum": 0},  # the integer part is unbounded
+        {"type": "integer"},
+        {"type": "object", "properties": {}, "additionalProperties": True},
+        {"allOf": [{"type": "string", "maxLength": 3}]},
+        {"$ref": "#/$defs/missing"},
+        {},
+    ],
+)
+def test_unbounded_custom_schemas_have_no_budget(node: dict[str, Any]) -> None:
+    assert answer_chars(obj(node)) is None
+    assert answer_token_budget("custom", obj(node)) is None
