@@ -286,9 +286,7 @@ class AdaptiveSampler(Generic[FrameT]):
             return np.zeros_like(live)  # large continuous motion is content (typing, scrolling, camera video)
         return live
 
-    def _keep(
-        self, candidate: _Candidate[FrameT], partner: _Candidate[FrameT], score: float, live: np.ndarray
-    ) -> None:
+    def _keep(self, candidate: _Candidate[FrameT], partner: _Candidate[FrameT], score: float, live: np.ndarray) -> None:
         sel = self._selection
         for shown in (candidate, partner):
             sel.frames.append(self.convert(shown.frame))
