@@ -83,6 +83,16 @@ MODULE_ALL: dict[str, list[str]] = {
         "problem",
     ],
     "serve_app.http.upload": ["MultipartForm", "read_limited", "receive_multipart"],
+    "serve_app.devtools.markers": [
+        "ChunkCheck",
+        "ModelInputProbe",
+        "ModelView",
+        "PairCheck",
+        "check_chunk",
+        "parse_pairs",
+        "unpatchify",
+        "write_offset_video",
+    ],
     "serve_app.devtools.netguard": [
         "EgressBlocked",
         "install_loopback_guard",
