@@ -41,7 +41,7 @@ lint: setup
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/ruff format --check $(LINT_DIRS)
 
-BENCHES := bench/decode.py bench/sampling.py bench/archive.py
+BENCHES := bench/decode.py bench/sampling.py bench/markers.py bench/archive.py
 
 bench: setup
 	@for b in $(BENCHES); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
