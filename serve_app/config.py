@@ -352,7 +352,15 @@ class FlowSettings(BaseModel):
         "while one long video cannot flood the Chunker queue.",
     )
 
-    chunk_timeout_s: float = Field(default=600, gt=0, description="Longest one chunk's decode + inference may take.")
+    chunk_timeout_s: float = Field(
+        default=180,
+        gt=0,
+        description="Longest one attempt at a chunk's decode + inference may take before it is retried. A chunk "
+        "takes seconds (CPU tiny model ~1-3 s, GPU 8B tens of seconds with queueing); the bound exists for calls "
+        "that never come back: after `ray.kill` of the VLM replica mid-job, in-flight awaits were seen to hang "
+        "(a fresh-clone CI run: no request reached the replacement replica for 9 minutes with 600 s). Below "
+        "`deadline_s`, so a timed-out chunk still gets a retry.",
+    )
     deadline_s: float = Field(
         default=240,
         gt=0,
