@@ -273,6 +273,12 @@ def _longest(sizes: list[int | None]) -> int | None:
     return None if not sizes or None in sizes else max(s for s in sizes if s is not None)
 
 
+#: Free-text `describe` answers are a few sentences; no schema bounds them, so this does. Without it a
+#: model that never stops (the tiny random one does on free text) spends the whole cap and its retry
+#: on every chunk (seen in CI: 2,560 + 5,120 tokens, ~130 s a chunk on CPU).
+DESCRIBE_MAX_TOKENS = 512
+
+
 def answer_token_budget(mode: str, custom_schema: dict[str, Any] | None = None) -> int | None:
     """Completion tokens the longest valid answer of `mode` can take, or None when nothing bounds it
     (free-text `describe`, a custom mode without a schema or with an unbounded one): the caller's cap
@@ -286,6 +292,8 @@ def answer_token_budget(mode: str, custom_schema: dict[str, Any] | None = None) 
     English (~4 characters a token), so the budget is generous there; an answer that still runs over
     is retried once with a larger budget by the engine, then reported as cut off.
     """
+    if mode == "describe":
+        return DESCRIBE_MAX_TOKENS
     schema = answer_schema(mode, custom_schema)
     chars = answer_chars(schema) if schema is not None else None
     return None if chars is None else chars + 1

@@ -19,7 +19,13 @@ from serve_app.analysis import (
     parse_summary,
     summary_schema,
 )
-from serve_app.analysis.modes import MAX_TIME_S, answer_chars, answer_token_budget, summary_token_budget
+from serve_app.analysis.modes import (
+    DESCRIBE_MAX_TOKENS,
+    MAX_TIME_S,
+    answer_chars,
+    answer_token_budget,
+    summary_token_budget,
+)
 from serve_app.config import ModelSettings, VideoSettings
 from serve_app.errors import InvalidOptions
 
@@ -224,7 +230,7 @@ def test_times_are_bounded_for_the_budget_and_above_any_accepted_video() -> None
 
 
 def test_free_text_and_unbounded_custom_schemas_have_no_budget() -> None:
-    assert answer_token_budget("describe") is None
+    assert answer_token_budget("describe") == DESCRIBE_MAX_TOKENS  # bounded by a constant, not a schema
     assert answer_token_budget("custom") is None
     assert answer_token_budget("custom", CUSTOM) == len(json.dumps({"colours": ["x" * 20] * 3})) + 1
 
