@@ -38,7 +38,7 @@ def test_sync_requests_beyond_the_queue_get_503_with_retry_after(
     def one(_: int) -> tuple[int, float, str | None]:
         started = time.perf_counter()
         with small_4s_mp4.open("rb") as fh:
-            r = http.post("/v1/analyze", data={"aggregate": "false"}, files={"file": ("s.mp4", fh)})
+            r = http.post("/v1/analyze", data={"aggregate": "false", "mode": "ui"}, files={"file": ("s.mp4", fh)})
         return r.status_code, time.perf_counter() - started, r.headers.get("retry-after")
 
     with ThreadPoolExecutor(max_workers=sent) as pool:
@@ -65,7 +65,7 @@ def test_job_submissions_beyond_the_durable_queue_are_refused_clearly(
 ) -> None:
     sent = 3 * (settings.jobs.max_queued + settings.jobs.max_running)
     with ThreadPoolExecutor(max_workers=sent) as pool:
-        responses = list(pool.map(lambda _: submit(http, small_4s_mp4, aggregate="false"), range(sent)))
+        responses = list(pool.map(lambda _: submit(http, small_4s_mp4, aggregate="false", mode="ui"), range(sent)))
     accepted = [r.json()["id"] for r in responses if r.status_code == 202]
     refused = [r for r in responses if r.status_code != 202]
     assert accepted and refused
