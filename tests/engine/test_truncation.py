@@ -20,10 +20,7 @@ without vLLM.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,9 +32,8 @@ from serve_app.analysis.modes import answer_token_budget, summary_token_budget
 from serve_app.config import ModelSettings
 from serve_app.engine.vllm import Generation, VLMEngine, first_max_tokens, retry_max_tokens
 from serve_app.schemas import ChunkResult, VideoAnalysis
+from tests.engine.subprocess_session import REPORT_PREFIX, run_session
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-REPORT_PREFIX = "REPORT "
 TOKEN_BUDGET = 256
 SESSION_TIMEOUT_S = 900  # ~1-2 min on an idle 2-core box; far more while other suites share the cores
 CHUNK_MAX_TOKENS = 32  # the request's max_tokens in the cut-off cases (screen_share's budget is ~2k)
@@ -155,32 +151,8 @@ def main() -> None:
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    # find_spec, not importorskip: importing vLLM here would cost the pytest process ~20 s for nothing.
-    if importlib.util.find_spec("vllm") is None:
-        pytest.skip("vllm is not installed (CI installs it)")
-    work = tmp_path_factory.mktemp("truncation")
-    env = {
-        **os.environ,
-        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
-        "OMP_NUM_THREADS": "1",
-        "HF_HUB_OFFLINE": "1",
-        "VLLM_NO_USAGE_STATS": "1",
-        "DO_NOT_TRACK": "1",
-    }
     started = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.engine.test_truncation", str(work)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=SESSION_TIMEOUT_S,
-    )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(REPORT_PREFIX)]
-    assert proc.returncode == 0 and len(lines) == 1, (
-        f"engine session failed (rc={proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    )
-    data = json.loads(lines[0].removeprefix(REPORT_PREFIX))
+    data = run_session("tests.engine.test_truncation", tmp_path_factory.mktemp("truncation"), SESSION_TIMEOUT_S)
     data["session_s"] = round(time.perf_counter() - started, 1)
     return data
 

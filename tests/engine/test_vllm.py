@@ -8,13 +8,8 @@ JSON report that the tests below read.
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -25,40 +20,16 @@ from serve_app.engine import Engine
 from serve_app.engine.vllm import VLMEngine
 from serve_app.schemas import ChunkPlan, ChunkResult, Summary
 from serve_app.video import visual_tokens
-from tests.engine.vllm_session import ENFORCEABLE_SCHEMA, REPORT_PREFIX, TOKEN_BUDGET, UNENFORCEABLE_SCHEMA
+from tests.engine.subprocess_session import run_session
+from tests.engine.vllm_session import ENFORCEABLE_SCHEMA, TOKEN_BUDGET, UNENFORCEABLE_SCHEMA
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 ENGINE_METHODS = {"start", "analyze_chunk", "summarize", "check_schema", "check_health", "shutdown"}
 SESSION_TIMEOUT_S = 300  # the session took 62-97 s on 2 cores shared with the integration suite
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    # find_spec, not importorskip: importing vLLM here would cost the pytest process ~20 s for nothing.
-    if importlib.util.find_spec("vllm") is None:
-        pytest.skip("vllm is not installed (CI installs it)")
-    work = tmp_path_factory.mktemp("vllm-session")
-    env = {
-        **os.environ,
-        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
-        "OMP_NUM_THREADS": "1",
-        "HF_HUB_OFFLINE": "1",
-        "VLLM_NO_USAGE_STATS": "1",
-        "DO_NOT_TRACK": "1",
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.engine.vllm_session", str(work)],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=SESSION_TIMEOUT_S,
-    )
-    lines = [line for line in proc.stdout.splitlines() if line.startswith(REPORT_PREFIX)]
-    assert proc.returncode == 0 and len(lines) == 1, (
-        f"engine session failed (rc={proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-    )
-    return json.loads(lines[0].removeprefix(REPORT_PREFIX))
+    return run_session("tests.engine.vllm_session", tmp_path_factory.mktemp("vllm-session"), SESSION_TIMEOUT_S)
 
 
 def test_engine_starts_is_healthy_and_shuts_down(report: dict[str, Any]) -> None:

@@ -21,8 +21,8 @@ from serve_app.engine import create_engine
 from serve_app.errors import EngineUnavailable, InvalidOptions
 from serve_app.schemas import AnalyzeOptions, TimelineEntry
 from serve_app.video import chunking_options, decode_chunk, plan_chunks, probe
+from tests.engine.subprocess_session import REPORT_PREFIX  # noqa: E402  (one prefix for every session)
 
-REPORT_PREFIX = "REPORT "
 TOKEN_BUDGET = 256
 #: Arrays with uniqueItems: valid JSON schema, but xgrammar cannot enforce it (vLLM says so).
 UNENFORCEABLE_SCHEMA = {
