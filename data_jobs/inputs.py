@@ -1,7 +1,7 @@
 """What to process: a folder (recursive), a glob, an object-store URI, or a manifest (CSV / JSONL).
 
-Every input becomes a `VideoInput` (a URI plus optional per-video mode and
-prompt). Listing does not open files: non-video files are found out, and
+Every input becomes a `VideoInput` (a URI plus optional per-video mode, prompt,
+audio and language). Listing does not open files: non-video files are found out, and
 reported, by the probe stage.
 """
 
@@ -21,11 +21,17 @@ from serve_app.store.files import resolve, to_uri
 MANIFEST_SUFFIXES = (".csv", ".jsonl")
 
 
+#: Per-video manifest columns that override the run's options.
+OVERRIDES = ("mode", "prompt", "audio", "language")
+
+
 @dataclass(frozen=True)
 class VideoInput:
     uri: str
     mode: str | None = None
     prompt: str | None = None
+    audio: str | None = None
+    language: str | None = None
 
 
 def list_inputs(spec: str) -> list[VideoInput]:
@@ -69,7 +75,8 @@ def _matches(path: str, pattern: str) -> bool:
 
 
 def _read_manifest(spec: str) -> list[VideoInput]:
-    """One row per video: `path` (or `uri`), optional `mode` and `prompt`; relative paths are manifest-relative."""
+    """One row per video: `path` (or `uri`), optional `mode`, `prompt`, `audio` and `language`; relative paths
+    are manifest-relative."""
     fs, path = resolve(spec)
     with fs.open_input_stream(path) as fh:
         text = fh.read().decode()
@@ -90,5 +97,6 @@ def _read_manifest(spec: str) -> list[VideoInput]:
             target = str(Path(target).resolve())
         elif "://" not in target:
             target = to_uri(fs, target)
-        inputs.append(VideoInput(target, mode=row.get("mode") or None, prompt=row.get("prompt") or None))
+        overrides = {key: row.get(key) or None for key in OVERRIDES}
+        inputs.append(VideoInput(target, **overrides))
     return inputs

@@ -9,7 +9,7 @@ from ray.data import ActorPoolStrategy, DataContext, Dataset, TaskPoolStrategy
 
 from data_jobs.decode_stage import decode_row
 from data_jobs.infer_stage import InferStage
-from data_jobs.inputs import VideoInput
+from data_jobs.inputs import OVERRIDES, VideoInput
 from data_jobs.probe_stage import probe_row
 from serve_app.config import Settings
 
@@ -20,12 +20,12 @@ def build_pipeline(
     data = settings.data
     # Never wait silently for actors that cannot be scheduled (the 2-CPU deadlock in the Ray notes).
     DataContext.get_current().wait_for_min_actors_s = data.wait_for_actors_s
-    items = [{"uri": i.uri, "mode": i.mode, "prompt": i.prompt} for i in inputs]
+    items = [{"uri": i.uri, **{key: getattr(i, key) for key in OVERRIDES}} for i in inputs]
     # One block per video, so probing and chunk expansion spread over the cluster.
     ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
     ds = ds.flat_map(
         probe_row,
-        fn_kwargs={"video": settings.video, "options": options, "output": output},
+        fn_kwargs={"video": settings.video, "asr": settings.asr, "options": options, "output": output},
         compute=TaskPoolStrategy(size=data.probe_tasks),
         num_cpus=data.probe_num_cpus,
     )

@@ -2,6 +2,7 @@
 
     OUT/videos/<result-key>.parquet     one row per video (written last: the completion marker)
     OUT/chunks/<result-key>.parquet     one row per chunk
+    OUT/transcripts/<result-key>.parquet one row per transcript segment (videos with speech)
     OUT/analyses/<result-key>.json      the same `VideoAnalysis` the HTTP API returns
     OUT/report.json                     the run's report
 
@@ -67,6 +68,18 @@ CHUNK_SCHEMA = pa.schema(
 )
 
 
+TRANSCRIPT_SCHEMA = pa.schema(
+    [
+        ("result_key", pa.string()),
+        ("video_id", pa.string()),
+        ("index", pa.int32()),
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("text", pa.string()),
+    ]
+)
+
+
 def result_key(content: str, options_key: str) -> str:
     """`<content hash[:16]>-<options hash[:8]>`: one result per video and analysis options."""
     return f"{content[:16]}-{hashlib.sha256(options_key.encode()).hexdigest()[:8]}"
@@ -110,6 +123,12 @@ class ArchiveStore:
             for c in analysis.chunks
         ]
         self._write_table(self._key("chunks", key), chunks, CHUNK_SCHEMA)
+        if analysis.transcript is not None:
+            said = [
+                {"result_key": key, "video_id": analysis.video_id, "index": i, **seg.model_dump(exclude={"words"})}
+                for i, seg in enumerate(analysis.transcript.segments)
+            ]
+            self._write_table(self._key("transcripts", key), said, TRANSCRIPT_SCHEMA)
         self.files.write_bytes(self._key("analyses", key), analysis.model_dump_json(indent=2).encode())
         self._write_video_row(
             key,

@@ -1,6 +1,7 @@
 """build_app(args): the Serve composition graph, as `serve_config.yaml` names it.
 
     Ingress ──► Chunker (CPU, autoscaling) ──► VLM (vLLM Qwen3-VL, autoscaling)
+       ├──────► ASR (CPU, autoscaling: Whisper over the whole audio track, beside decoding)
        ├──────► Aggregator ───────────────────► VLM (summary call)
        └──────► JobRunner (async jobs: the same flow, serve_app.flow, durable)
 
@@ -17,6 +18,7 @@ from ray.serve import Application
 
 from serve_app.config import Settings, job_store_uri, load_settings
 from serve_app.deployments.aggregator import Aggregator
+from serve_app.deployments.asr import ASR
 from serve_app.deployments.chunker import Chunker
 from serve_app.deployments.ingress import Ingress
 from serve_app.deployments.runner import JobRunner
@@ -36,10 +38,11 @@ def build_graph(settings: Settings) -> Application:
     serve, log = settings.serve, settings.logging_config()
     vlm, aggregator = inference_graph(settings)
     chunker = Chunker.options(**serve.chunker.to_options(log)).bind(settings.video)
+    asr = ASR.options(**serve.asr.to_options(log)).bind(settings.asr) if settings.asr.enabled else None
     runner = JobRunner.options(logging_config=log).bind(
-        chunker, vlm, aggregator, job_store_uri(settings), settings.jobs, settings.flow, settings.model.max_tokens
+        chunker, vlm, aggregator, asr, job_store_uri(settings), settings.jobs, settings.flow, settings.model.max_tokens
     )
-    return Ingress.options(**serve.ingress.to_options(log)).bind(chunker, vlm, aggregator, runner, settings)
+    return Ingress.options(**serve.ingress.to_options(log)).bind(chunker, vlm, aggregator, asr, runner, settings)
 
 
 def build_app(args: dict[str, Any]) -> Application:

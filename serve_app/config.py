@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from serve_app.schemas import SamplingStrategy
+from serve_app.schemas import SamplingStrategy, overlap_problem
 
 DEFAULT_HOME = Path.home() / ".cache" / "reelserve"
 GPU_DEFAULT_MODEL = "Qwen/Qwen3-VL-8B-Instruct"
@@ -141,7 +141,7 @@ class ModelSettings(BaseModel):
         description=(
             "Most completion tokens of a chunk's first attempt (a request's max_tokens replaces it). The "
             "attempt gets the lesser of this and its mode's answer_token_budget (the longest valid answer, "
-            "<= 2169 for the built-in modes); free text gets this. A cut-off answer is retried once with "
+            "<= 2423 for the built-in modes); free text gets this. A cut-off answer is retried once with "
             "twice that, capped by max_model_len. 2560 fits every built-in mode's longest answer and still "
             "fits: token_budget + max_tokens + prompt_reserve_tokens <= max_model_len."
         ),
@@ -159,6 +159,12 @@ class ModelSettings(BaseModel):
         ge=0,
         description="Tokens kept for the text around the visual tokens: chat template, instruction, one "
         "`<t seconds>` marker and vision start/end per frame pair (~9 tokens a pair) and a user prompt.",
+    )
+    speech_max_tokens: int = Field(
+        default=384,
+        ge=0,
+        description="Most prompt tokens of a chunk's transcript lines (part of prompt_reserve_tokens): a 20 s "
+        "chunk of fast speech is ~80 tokens; lines beyond the bound are left out of the prompt (never cut).",
     )
     dtype: str = Field(default="auto", description="Weights dtype; 'auto' = float32 on CPU, bfloat16 on GPU.")
     kv_cache_memory_bytes: int | None = Field(
@@ -182,6 +188,12 @@ class ModelSettings(BaseModel):
     )
     temperature: float = Field(default=0.0, ge=0, le=2, description="0 = greedy (reproducible).")
     seed: int = Field(default=0, description="Sampling seed: runs with temperature > 0 are reproducible too.")
+
+    @model_validator(mode="after")
+    def _speech_within_reserve(self) -> ModelSettings:
+        if self.speech_max_tokens >= self.prompt_reserve_tokens:
+            raise ValueError("speech_max_tokens must be less than prompt_reserve_tokens (the lines are part of it)")
+        return self
 
 
 class AutoscalingSettings(BaseModel):
@@ -285,6 +297,22 @@ def _chunker_defaults() -> DeploymentSettings:
     )
 
 
+def _asr_defaults() -> DeploymentSettings:
+    return DeploymentSettings(
+        num_cpus=0.5,  # Whisper runs `asr.threads` CTranslate2 threads; fractional so a 2-CPU box schedules
+        max_ongoing_requests=1,  # one track at a time per replica: CTranslate2 already uses its threads
+        max_queued_requests=64,  # one request per video; beyond it the caller gets 503 and retries
+        autoscaling=AutoscalingSettings(
+            min_replicas=1,
+            max_replicas=2,
+            target_ongoing_requests=1,
+            upscale_delay_s=10,
+            downscale_delay_s=300,  # a model loads in ~1-2 s but holds ~0.5 GB; no need to churn
+        ),
+        env_vars={"HF_HUB_OFFLINE": "1"},  # no hub is ever asked (the weights come from packages)
+    )
+
+
 def _ingress_defaults() -> DeploymentSettings:
     # The async HTTP entry (uploads, URL fetches, event streams) mostly waits: little CPU, many requests.
     return DeploymentSettings(num_cpus=0.25, max_ongoing_requests=32, max_queued_requests=128)
@@ -313,6 +341,35 @@ class ServeSettings(BaseModel):
     aggregator: DeploymentSettings = Field(
         default_factory=_aggregator_defaults, description="Merges chunk results and asks the VLM for the summary."
     )
+    asr: DeploymentSettings = Field(
+        default_factory=_asr_defaults, description="Transcribes audio tracks (CPU, runs beside decoding)."
+    )
+
+
+class AsrSettings(BaseModel):
+    """Speech recognition of the audio track: faster-whisper, offline (serve_app.speech)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Run the ASR deployment; off: every result is pixels only, whatever a request's `audio`.",
+    )
+    model: str = Field(
+        default="base",
+        description="'base' (bundled Whisper base, multilingual), 'tiny.en' (bundled, English, ~2x faster), "
+        "or the path of a local CTranslate2 Whisper folder (e.g. large-v3-turbo on GPU nodes).",
+    )
+    device: Literal["cpu", "cuda", "auto"] = Field(default="cpu", description="Where CTranslate2 runs Whisper.")
+    compute_type: str = Field(
+        default="int8", description="CTranslate2 compute type: int8 on CPU (measured 0.08x real time for base)."
+    )
+    threads: int = Field(default=2, ge=1, description="CTranslate2 threads per transcription.")
+    beam_size: int = Field(default=5, ge=1, le=10, description="Beam width (faster-whisper's default).")
+    word_timestamps: bool = Field(
+        default=True,
+        description="Align words and take each segment's times from its first and last word. Without it, "
+        "segments of speech the VAD joined tile the track end to end (a start measured 4 s early on a "
+        "generated meeting; with it, within 0.2 s).",
+    )
 
 
 class JobSettings(BaseModel):
@@ -329,7 +386,39 @@ class JobSettings(BaseModel):
         default=0.5, gt=0, le=1, description="The job fails when more than this fraction of its chunks failed."
     )
     retention_s: float = Field(default=7 * 86400, gt=0, description="Finished jobs are deleted after this long.")
-    events_poll_s: float = Field(default=0.5, gt=0, description="How often the event stream looks for news.")
+    events_poll_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="How often the event stream looks for news: one read of the small job record a tick (the "
+        "record says how many chunks are stored; new ones are read by key, never by listing).",
+    )
+    events_keepalive_s: float = Field(
+        default=15,
+        gt=0,
+        description="An SSE comment is sent when nothing else was for this long: chunks on CPU can be minutes "
+        "apart, and proxies cut idle responses (nginx `proxy_read_timeout` and AWS ALB idle timeout: 60 s).",
+    )
+    events_stream_s: float = Field(
+        default=600,
+        gt=0,
+        description="Longest one event stream stays open: it then ends cleanly with a `retry:` hint, and the "
+        "client reconnects with Last-Event-ID (nothing lost or repeated). Serve cuts every response, streams "
+        "included, `http_options.request_timeout_s` after it started (900 s in serve_config.yaml and the k8s "
+        "overlays), so this stays below it; a request's lower `x-request-timeout-seconds` shortens it too.",
+    )
+    events_retry_ms: int = Field(
+        default=1000,
+        ge=0,
+        description="The `retry:` hint of an event stream: how long a client waits before it reconnects. 1 s: "
+        "a window's end is routine, not an outage.",
+    )
+    claim_timeout_s: float = Field(
+        default=900,
+        gt=0,
+        description="An Idempotency-Key claim or capacity reservation whose job never appeared (its ingress "
+        "died while taking the request in) is released after this long; above the longest intake (upload, "
+        "`serve.url_timeout_s` fetch, probe).",
+    )
     scheduler_poll_s: float = Field(
         default=1.0, gt=0, description="How often the runner looks for queued jobs when nobody woke it."
     )
@@ -507,6 +596,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings, description="Auth, URL fetching, limits.")
     jobs: JobSettings = Field(default_factory=JobSettings, description=JobSettings.__doc__)
     flow: FlowSettings = Field(default_factory=FlowSettings, description="Chunks in flight and the retry policy.")
+    asr: AsrSettings = Field(default_factory=AsrSettings, description=AsrSettings.__doc__)
     app_name: str = Field(default="reelserve", description="Serve application name.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of every deployment's replicas (Ray Serve `logging_config`)."
@@ -542,8 +632,8 @@ class Settings(BaseSettings):
                 f"+ model.prompt_reserve_tokens ({self.model.prompt_reserve_tokens}) exceed "
                 f"model.max_model_len ({self.model.max_model_len})"
             )
-        if self.video.overlap_s >= self.video.chunk_s / 2:
-            raise ValueError("video.overlap_s must be less than half of video.chunk_s")
+        if (problem := overlap_problem(self.video.chunk_s, self.video.overlap_s)) is not None:
+            raise ValueError(f"video: {problem}")
         return self
 
 

@@ -95,6 +95,10 @@ class JobNotFound(ReelserveError):
     status, type, title = 404, "job-not-found", "No such job"
 
 
+class NoTranscript(ReelserveError):
+    status, type, title = 404, "no-transcript", "The video has no transcript"
+
+
 class JobConflict(ReelserveError):
     status, type, title = 409, "job-conflict", "Job is not in the right state"
 
@@ -105,3 +109,9 @@ class Overloaded(ReelserveError):
 
 class EngineUnavailable(ReelserveError):
     status, type, title = 503, "engine-unavailable", "Model engine unavailable"
+
+
+class SpeechModelMissing(ReelserveError):
+    """The configured speech model is absent or damaged: a deployment fault, never retried."""
+
+    status, type, title = 500, "speech-model", "Speech model unavailable"

@@ -1,7 +1,9 @@
 """The one analysis flow: plan → decode → infer → finish, for `/v1/analyze`, jobs and the archive job.
 
     plan     probe + chunk plan of a video                       (Chunker.plan; bulk: a Ray Data task)
-    infer    every chunk: decode → VLM, `chunks_in_flight` at a time, each call under one retry policy
+    speech   the whole audio track → transcript, beside decoding (ASR; bulk: in the probe task)
+    infer    every chunk: decode → VLM with its transcript lines, `chunks_in_flight` at a time, each call
+             under one retry policy
     finish   timeline + summary (best effort) + assembly → VideoAnalysis   (the Aggregator)
 
 The callers differ only in where the pieces run: the ingress and the job
@@ -25,6 +27,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 from ray.exceptions import RayActorError, RayTaskError
@@ -42,9 +45,12 @@ from serve_app.schemas import (
     ChunkTask,
     Summary,
     TimelineEntry,
+    Transcript,
+    TranscriptSegment,
     VideoAnalysis,
     VideoInfo,
 )
+from serve_app.speech.transcript import segments_in
 
 logger = logging.getLogger(__name__)
 
@@ -134,15 +140,71 @@ async def plan_video(
     return info, plans, time.perf_counter() - started
 
 
+@dataclass(frozen=True)
+class Speech:
+    """The outcome of transcribing a video: a transcript, or none and (if it failed) why."""
+
+    transcript: Transcript | None = None
+    error: str | None = None
+
+    def segments(self, plan: ChunkPlan) -> list[TranscriptSegment]:
+        return segments_in(self.transcript, plan.start_s, plan.end_s)
+
+
+NO_SPEECH = Speech()
+
+
+async def transcribe_video(
+    asr: DeploymentHandle | None, media: str, info: VideoInfo, options: AnalyzeOptions, policy: FlowSettings
+) -> Speech:
+    """The video's transcript on an ASR replica, under the retry policy; best effort like the summary:
+    a failure is `Speech.error` and the chunks go on with pixels only. No call at all when audio is off,
+    the graph has no ASR, or the file has no audio stream."""
+    if asr is None or options.audio == "off" or not info.has_audio:
+        return NO_SPEECH
+    try:
+        transcript = await with_retry(
+            lambda: asr.transcribe.remote(media, options.language), policy, f"video {info.video_id} transcript"
+        )
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # the policy: pixels only, with the reason
+        logger.warning("video %s: no transcript: %r", info.video_id, exc)
+        return Speech(error=f"{type(exc).__name__}: {exc}"[:1000])
+    return Speech(transcript=transcript)
+
+
+def start_transcript(
+    asr: DeploymentHandle | None, media: str, info: VideoInfo, options: AnalyzeOptions, policy: FlowSettings
+) -> asyncio.Task[Speech]:
+    """`transcribe_video` as a task, started before the chunks so it runs while they decode."""
+    return asyncio.create_task(transcribe_video(asr, media, info, options, policy))
+
+
 def graph_chunk_call(
-    chunker: DeploymentHandle, vlm: DeploymentHandle, media: str, task: ChunkTask
+    chunker: DeploymentHandle,
+    vlm: DeploymentHandle,
+    media: str,
+    task: ChunkTask,
+    speech: asyncio.Task[Speech] | None = None,
 ) -> Callable[[ChunkPlan], Awaitable[ChunkResult]]:
     """One chunk through the graph: the Chunker's response goes straight into the VLM call, so the frames
-    travel replica to replica, never through the caller."""
-    return lambda plan: vlm.analyze_chunk.remote(chunker.decode.remote(media, plan), task)
+    travel replica to replica, never through the caller. The decode is sent first and the transcript
+    awaited while it runs; the VLM call gets the segments the chunk overlaps."""
+
+    async def call(plan: ChunkPlan) -> ChunkResult:
+        frames = chunker.decode.remote(media, plan)
+        try:
+            heard = await asyncio.shield(speech) if speech is not None else NO_SPEECH  # shared by every chunk
+        except asyncio.CancelledError:
+            frames.cancel()
+            raise
+        return await vlm.analyze_chunk.remote(frames, task, heard.segments(plan))
+
+    return call
 
 
-Summarizer = Callable[[list[TimelineEntry], str], Awaitable[Summary]]
+Summarizer = Callable[[list[TimelineEntry], str, list[TranscriptSegment]], Awaitable[Summary]]
 
 
 async def finish(
@@ -157,16 +219,21 @@ async def finish(
     policy: FlowSettings,
     timings: dict[str, float],
     started_at: float,
+    speech: Speech = NO_SPEECH,
 ) -> VideoAnalysis:
     """Timeline, summary and assembly. The summary is best effort: a failed or truncated one leaves a
-    result without summary and with `summary_error`, never an aborted video or run."""
+    result without summary and with `summary_error`, never an aborted video or run. The summary call
+    gets the transcript too."""
     timeline = build_timeline(plans, results)
     summary: Summary | None = None
     summary_error: str | None = None
     started = time.perf_counter()
     if options.aggregate and timeline:
         try:
-            summary = await with_retry(lambda: summarize(timeline, options.mode), policy, f"video {video_id} summary")
+            said = speech.transcript.segments if speech.transcript else []
+            summary = await with_retry(
+                lambda: summarize(timeline, options.mode, said), policy, f"video {video_id} summary"
+            )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the policy: the chunks stand without a summary, with the reason
@@ -182,5 +249,12 @@ async def finish(
         timeline=timeline,
         summary=summary,
         summary_error=summary_error,
-        timings={**timings, "summary_s": summary_s, "wall_s": max(0.0, time.time() - started_at)},
+        transcript=speech.transcript,
+        transcript_error=speech.error,
+        timings={
+            **timings,
+            "asr_s": speech.transcript.asr_s if speech.transcript else 0.0,
+            "summary_s": summary_s,
+            "wall_s": max(0.0, time.time() - started_at),
+        },
     )

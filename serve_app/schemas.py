@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 AnalysisMode = Literal["describe", "screen_share", "meeting", "app_demo", "ui", "custom"]
 #: How frames are picked within a chunk: a fixed rate, or changes on a base-rate grid.
 SamplingStrategy = Literal["uniform", "adaptive"]
+#: 'auto': transcribe the audio track when the video has one; 'off': pixels only.
+AudioMode = Literal["auto", "off"]
 
 
 class VideoInfo(BaseModel):
@@ -117,9 +119,22 @@ class ChunkingOptions(BaseModel):
 
     @model_validator(mode="after")
     def _overlap_below_length(self) -> ChunkingOptions:
-        if self.overlap_s >= self.chunk_s / 2:
-            raise ValueError("overlap_s must be less than half of chunk_s")
+        if (problem := overlap_problem(self.chunk_s, self.overlap_s)) is not None:
+            raise ValueError(problem)
         return self
+
+
+def overlap_problem(chunk_s: float, overlap_s: float) -> str | None:
+    """The one rule joining chunk length and overlap (request options, server settings, the planner).
+
+    An overlap of at most half the chunk: the planner's step (chunk_s - overlap_s) stays positive, every
+    chunk owns a core of at least half its length, and a chunk overlaps only its neighbours (at exactly
+    half, the next-but-one chunk starts where this one ends). The smallest chunk (2 s) with the default
+    overlap (1 s) is such a case. None when the pair is fine, else why not.
+    """
+    if overlap_s > chunk_s / 2:
+        return f"overlap_s ({overlap_s:g} s) must be at most half of chunk_s ({chunk_s:g} s)"
+    return None
 
 
 _NO_CONTROL_CHARS = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f]*$"
@@ -164,6 +179,16 @@ class AnalyzeOptions(BaseModel):
         "by the server); an answer cut off there is retried once with twice that.",
     )
     aggregate: bool = Field(default=True, description="Merge chunks into a summary with one extra model call.")
+    audio: AudioMode = Field(
+        default="auto",
+        description="'auto': transcribe the audio track (Whisper, offline) and give each chunk's prompt its "
+        "lines; 'off': pixels only.",
+    )
+    language: str | None = Field(
+        default=None,
+        pattern=r"^[a-z]{2,3}$",
+        description="Spoken language as a Whisper language code ('en', 'de', ...); default: detected.",
+    )
 
     @field_validator("json_schema")
     @classmethod
@@ -178,6 +203,10 @@ class AnalyzeOptions(BaseModel):
             raise ValueError("mode 'custom' needs a prompt")
         if self.json_schema is not None and self.mode != "custom":
             raise ValueError("schema is only accepted with mode 'custom'")
+        if self.chunk_s is not None and self.overlap_s is not None:
+            # Against the server's defaults the pair is checked again (serve_app.video.chunking_options).
+            if (problem := overlap_problem(self.chunk_s, self.overlap_s)) is not None:
+                raise ValueError(problem)
         return self
 
     def to_chunk_task(self, video_id: str, default_max_tokens: int) -> ChunkTask:
@@ -207,6 +236,37 @@ class ChunkTask(BaseModel):
     max_tokens: int = Field(gt=0)
 
 
+class Word(BaseModel):
+    start_s: float
+    end_s: float
+    text: str
+    probability: float = Field(ge=0, le=1)
+
+
+class TranscriptSegment(BaseModel):
+    """One recognized sentence or phrase; times on the video's clock (the frames' origin)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start_s: float = Field(ge=0)
+    end_s: float = Field(ge=0)
+    text: str
+    words: list[Word] | None = Field(default=None, description="Word times, when the server asks for them.")
+
+
+class Transcript(BaseModel):
+    """What was said: the audio track transcribed once, whole (chunks get the segments they overlap)."""
+
+    language: str = Field(description="Language code, detected or as requested.")
+    language_probability: float = Field(ge=0, le=1, description="Detection confidence (1 when requested).")
+    model: str = Field(description="Speech model, e.g. 'whisper-base'.")
+    segments: list[TranscriptSegment]
+    audio_s: float = Field(ge=0, description="Seconds of audio decoded.")
+    speech_s: float = Field(ge=0, description="Seconds the voice-activity filter kept (what was transcribed).")
+    asr_s: float = Field(ge=0, description="Wall time of decode + transcription.")
+    packets_skipped: int = Field(default=0, ge=0, description="Corrupt audio packets skipped while decoding.")
+
+
 class TimedEvent(BaseModel):
     start_s: float
     end_s: float
@@ -230,6 +290,10 @@ class ChunkResult(BaseModel):
         "retried once with a larger budget.",
     )
     decode: DecodeStats | None = None
+    transcript: list[TranscriptSegment] = Field(
+        default_factory=list, description="Speech overlapping this chunk (whole segments), as its prompt had it."
+    )
+    transcript_tokens: int = Field(default=0, ge=0, description="Prompt tokens the transcript lines took.")
     infer_s: float = Field(default=0.0, ge=0)
     error: str | None = Field(default=None, description="Why this chunk has no answer, if it failed.")
 
@@ -274,6 +338,7 @@ class AnalysisStats(BaseModel):
     decode_s: float = Field(ge=0, description="Sum of chunk decode times (they run in parallel).")
     infer_s: float = Field(ge=0, description="Sum of chunk inference times (they run in parallel).")
     summary_s: float = Field(default=0.0, ge=0)
+    asr_s: float = Field(default=0.0, ge=0, description="Audio decode + transcription (overlaps the chunks).")
     wall_s: float = Field(default=0.0, ge=0, description="End-to-end time of the request.")
 
     @classmethod
@@ -305,6 +370,10 @@ class VideoAnalysis(BaseModel):
     summary_error: str | None = Field(
         default=None, description="Why there is no summary although one was asked for (failed or cut off)."
     )
+    transcript: Transcript | None = Field(
+        default=None, description="What was said; None when audio is off, absent, or could not be transcribed."
+    )
+    transcript_error: str | None = Field(default=None, description="Why the audio track has no transcript.")
     stats: AnalysisStats
 
 

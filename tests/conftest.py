@@ -10,6 +10,13 @@ from typing import Any
 import numpy as np
 import pytest
 
+from serve_app.devtools.meeting import (
+    SAMPLE_DURATION_S,
+    SAMPLE_SLIDES,
+    Spoken,
+    espeak_available,
+    write_sample_meeting,
+)
 from serve_app.devtools.synthetic import ScreenEvent, write_screen_share, write_video
 from serve_app.schemas import ChunkPlan
 
@@ -152,3 +159,23 @@ def screen_share(tmp_path_factory: pytest.TempPathFactory) -> ScreenClip:
         path, duration_s=60.0, fps=10.0, width=384, height=216, events=script, counter=True, gop=50
     )
     return ScreenClip(path=path, events=events, width=384, height=216, fps=10.0)
+
+
+@dataclass(frozen=True)
+class Meeting:
+    """A generated meeting: what was said when (the truth), over slides that change at known times."""
+
+    path: Path
+    said: list[Spoken]
+    slide_starts: list[float]
+    duration_s: float
+
+
+@pytest.fixture(scope="session")
+def meeting(tmp_path_factory: pytest.TempPathFactory) -> Meeting:
+    """40 s: six sentences (three voices) and four slides; needs espeak-ng (`make setup` installs it)."""
+    if not espeak_available():
+        pytest.skip("espeak-ng is not installed (make setup installs it with apt)")
+    path = tmp_path_factory.mktemp("meeting") / "meeting.mp4"
+    said = write_sample_meeting(path)
+    return Meeting(path=path, said=said, slide_starts=list(SAMPLE_SLIDES), duration_s=SAMPLE_DURATION_S)

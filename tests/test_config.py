@@ -55,7 +55,7 @@ def test_environment_overrides_the_config_file(monkeypatch: pytest.MonkeyPatch) 
     [
         ({"video": {"token_budget": 20_000}}, "max_model_len"),
         ({"model": {"prompt_reserve_tokens": 4000}}, "prompt_reserve_tokens"),
-        ({"video": {"chunk_s": 10, "overlap_s": 5}}, "overlap_s"),
+        ({"video": {"chunk_s": 10, "overlap_s": 5.5}}, "overlap_s"),
         ({"serve": {"vlm": {"autoscaling": {"min_replicas": 3, "max_replicas": 2}}}}, "min_replicas"),
         ({"modle": {}}, "modle"),
     ],
@@ -137,4 +137,4 @@ def test_log_level_and_encoding_reach_every_deployment() -> None:
         seen[deployment.name] = (deployment.logging_config["log_level"], deployment.logging_config["encoding"])
         init = deployment._replica_config
         todo += [a for a in (*init.init_args, *init.init_kwargs.values()) if hasattr(a, "_bound_deployment")]
-    assert seen == dict.fromkeys(["Ingress", "Chunker", "VLM", "Aggregator", "JobRunner"], ("DEBUG", "JSON"))
+    assert seen == dict.fromkeys(["Ingress", "Chunker", "VLM", "Aggregator", "ASR", "JobRunner"], ("DEBUG", "JSON"))

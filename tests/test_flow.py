@@ -16,8 +16,17 @@ from ray.serve.exceptions import BackPressureError
 from serve_app.analysis import OutputError
 from serve_app.config import FlowSettings
 from serve_app.errors import EngineUnavailable, InvalidVideo
-from serve_app.flow import backoff_delays, finish, infer_chunks, is_transient, with_retry
-from serve_app.schemas import AnalyzeOptions, ChunkPlan, ChunkResult, Summary, VideoInfo
+from serve_app.flow import (
+    NO_SPEECH,
+    Speech,
+    backoff_delays,
+    finish,
+    infer_chunks,
+    is_transient,
+    transcribe_video,
+    with_retry,
+)
+from serve_app.schemas import AnalyzeOptions, ChunkPlan, ChunkResult, Summary, Transcript, TranscriptSegment, VideoInfo
 from tests.conftest import chunk_plan
 
 FAST = FlowSettings(chunks_in_flight=3, chunk_timeout_s=5, deadline_s=2, backoff_s=0.01, backoff_max_s=0.04)
@@ -141,7 +150,7 @@ INFO = VideoInfo(
 )
 
 
-def finish_with(summarize, options: AnalyzeOptions | None = None):
+def finish_with(summarize, options: AnalyzeOptions | None = None, speech: Speech = NO_SPEECH):
     plans = [plan(0), plan(1)]
     return run(
         finish(
@@ -155,12 +164,13 @@ def finish_with(summarize, options: AnalyzeOptions | None = None):
             policy=FAST,
             timings={"fetch_s": 0.5, "probe_s": 0.25},
             started_at=time.time() - 3,
+            speech=speech,
         )
     )
 
 
 def test_finish_assembles_with_summary_and_every_stage_timing() -> None:
-    async def summarize(timeline, mode):
+    async def summarize(timeline, mode, said):
         assert [e.text for e in timeline] == ["scene 0", "scene 1"] and mode == "describe"
         await asyncio.sleep(0.05)
         return Summary(title="t", summary="s", key_points=[])
@@ -174,7 +184,7 @@ def test_finish_assembles_with_summary_and_every_stage_timing() -> None:
 
 
 def test_a_failed_or_cut_off_summary_leaves_the_result_standing() -> None:
-    async def cut_off(timeline, mode):
+    async def cut_off(timeline, mode, said):
         raise OutputError("summary is not valid JSON (answer cut off at max_tokens)")
 
     analysis = finish_with(cut_off)
@@ -185,3 +195,45 @@ def test_a_failed_or_cut_off_summary_leaves_the_result_standing() -> None:
         raise AssertionError("no summary was asked for")
 
     assert finish_with(never_called, AnalyzeOptions(aggregate=False)).summary_error is None
+
+
+SAID = Transcript(
+    language="en",
+    language_probability=0.9,
+    model="whisper-base",
+    segments=[TranscriptSegment(start_s=1.0, end_s=2.5, text="Hello.")],
+    audio_s=10.0,
+    speech_s=1.5,
+    asr_s=0.75,
+)
+
+
+def test_finish_gives_the_summary_the_transcript_and_keeps_it() -> None:
+    heard = []
+
+    async def summarize(timeline, mode, said):
+        heard.extend(said)
+        return Summary(title="t", summary="s", key_points=[])
+
+    analysis = finish_with(summarize, speech=Speech(transcript=SAID))
+    assert heard == SAID.segments and analysis.transcript == SAID and analysis.transcript_error is None
+    assert analysis.stats.asr_s == 0.75
+
+
+def test_a_failed_transcription_is_reported_not_raised() -> None:
+    async def summarize(timeline, mode, said):
+        assert said == []
+        return Summary(title="t", summary="s", key_points=[])
+
+    analysis = finish_with(summarize, speech=Speech(error="RayActorError: the ASR replica died"))
+    assert analysis.transcript is None and analysis.transcript_error == "RayActorError: the ASR replica died"
+    assert analysis.summary is not None and analysis.stats.asr_s == 0.0
+
+
+def test_no_asr_call_without_audio_or_with_audio_off() -> None:
+    silent = INFO.model_copy(update={"has_audio": False})
+    loud = INFO.model_copy(update={"has_audio": True})
+    # No handle at all: any call would raise AttributeError on None.
+    assert run(transcribe_video(None, "m", loud, AnalyzeOptions(), FAST)) is NO_SPEECH
+    assert run(transcribe_video(object(), "m", silent, AnalyzeOptions(), FAST)) is NO_SPEECH
+    assert run(transcribe_video(object(), "m", loud, AnalyzeOptions(audio="off"), FAST)) is NO_SPEECH

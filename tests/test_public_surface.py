@@ -37,16 +37,31 @@ PACKAGE_ALL: dict[str, list[str]] = {
         "parse_summary",
         "summary_instruction",
         "summary_schema",
+        "thin_lines",
         "timeline_text",
     ],
     "serve_app.engine": ["Engine", "create_engine"],
+    "serve_app.speech": [
+        "AudioTrack",
+        "Recognizer",
+        "decode_audio",
+        "prompt_lines",
+        "segments_in",
+        "shared_recognizer",
+        "to_srt",
+        "to_webvtt",
+        "transcribe_file",
+    ],
 }
 
 MODULE_ALL: dict[str, list[str]] = {
     "serve_app.video.chunking": ["MAX_FRAMES", "MIN_FRAMES", "chunking_options", "plan_chunks"],
     "serve_app.video.decode": ["SampledChunk", "decode_chunk"],
     "serve_app.video.probe": [
+        "BadPackets",
+        "demux",
         "display_rotation",
+        "ffmpeg_reason",
         "file_sha256",
         "frames_from",
         "header_fps",
@@ -65,7 +80,7 @@ MODULE_ALL: dict[str, list[str]] = {
     ],
     "serve_app.video.tokens": ["FACTOR", "PIXELS_PER_TOKEN", "TEMPORAL_PATCH", "fit_frame_size", "visual_tokens"],
     "serve_app.http.auth": ["ApiKeys", "AuthConfigError", "PUBLIC_PATHS", "check_auth_configured", "load_api_keys"],
-    "serve_app.http.events": ["job_events", "sse"],
+    "serve_app.http.events": ["job_events", "resume_point", "sse", "stream_window_s"],
     "serve_app.http.fetch": [
         "ALLOWED_SCHEMES",
         "UrlPolicy",
@@ -122,6 +137,16 @@ MODULE_DEFINES: dict[str, list[str]] = {
     "serve_app.store.files": ["FileStore", "local_path", "resolve", "to_uri"],
     "serve_app.store.jobs": ["JobStore", "new_job_id"],
     "serve_app.devtools.cpu_profile": ["apply", "main", "patch_torchvision"],
+    "serve_app.devtools.meeting": [
+        "Line",
+        "Spoken",
+        "espeak_available",
+        "say",
+        "word_error_rate",
+        "words",
+        "write_meeting",
+        "write_sample_meeting",
+    ],
     "serve_app.devtools.tiny_model": ["build_tiny_model", "ensure_tiny_model", "is_tiny_model"],
 }
 

@@ -1,6 +1,6 @@
 """Prompts, analysis modes and their JSON schemas, and aggregation of chunk results (no Ray, no vLLM)."""
 
-from serve_app.analysis.aggregate import assemble, build_timeline, timeline_text
+from serve_app.analysis.aggregate import assemble, build_timeline, thin_lines, timeline_text
 from serve_app.analysis.modes import (
     MODES,
     OutputError,
@@ -25,5 +25,6 @@ __all__ = [
     "parse_summary",
     "summary_instruction",
     "summary_schema",
+    "thin_lines",
     "timeline_text",
 ]

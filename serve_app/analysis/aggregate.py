@@ -19,6 +19,7 @@ from serve_app.schemas import (
     ChunkResult,
     Summary,
     TimelineEntry,
+    Transcript,
     VideoAnalysis,
     VideoInfo,
 )
@@ -44,11 +45,26 @@ def _headline(result: ChunkResult) -> str:
     return json.dumps(out, ensure_ascii=False)
 
 
-def _events(output: dict[str, Any] | None) -> list[dict[str, Any]]:
+#: Timed lists of the structured answers; meeting highlights read with their kind and who said them.
+_TIMED = ("events", "steps", "highlights")
+_KIND = {"statement": "Said", "question": "Question", "decision": "Decision", "action_item": "Action item"}
+
+
+def _events(output: dict[str, Any] | None) -> list[tuple[dict[str, Any], str]]:
+    """(item, its timeline text) for every timed item of an answer."""
     if not output:
         return []
-    found = output.get("events") or output.get("steps") or []
-    return [e for e in found if isinstance(e, dict) and "start_s" in e and "end_s" in e]
+    found = []
+    for key in _TIMED:
+        for item in output.get(key) or []:
+            if not (isinstance(item, dict) and "start_s" in item and "end_s" in item):
+                continue
+            text = str(item.get("description", ""))
+            if (label := _KIND.get(item.get("kind", ""))) and text:
+                who = item.get("who")
+                text = f"{label}{f' ({who})' if who and who != 'unknown' else ''}: {text}"
+            found.append((item, text))
+    return found
 
 
 def _owns(plan: ChunkPlan, t: float, last: bool) -> bool:
@@ -66,11 +82,11 @@ def build_timeline(plans: list[ChunkPlan], results: list[ChunkResult]) -> list[T
         plan = by_index[result.index]
         last = plan.index == last_index
         kept = []
-        for event in _events(result.output):
+        for event, described in _events(result.output):
             # Clamp model-reported times into the chunk; a model may invent times.
             start = min(max(float(event["start_s"]), plan.start_s), plan.end_s)
             end = min(max(float(event["end_s"]), start), plan.end_s)
-            if _owns(plan, (start + end) / 2, last) and (text := _clean(str(event.get("description", "")))):
+            if _owns(plan, (start + end) / 2, last) and (text := _clean(described)):
                 kept.append(TimelineEntry(start_s=start, end_s=end, chunk_index=plan.index, text=text))
         if not kept and (text := _clean(_headline(result))):
             kept.append(
@@ -94,7 +110,11 @@ def _merge_repeats(entries: list[TimelineEntry]) -> list[TimelineEntry]:
 
 def timeline_text(entries: list[TimelineEntry], max_chars: int) -> str:
     """The timeline as lines for the summary prompt, evenly thinned to fit `max_chars`."""
-    lines = [f"[{e.start_s:.1f}-{e.end_s:.1f}s] {e.text}" for e in entries]
+    return thin_lines([f"[{e.start_s:.1f}-{e.end_s:.1f}s] {e.text}" for e in entries], max_chars)
+
+
+def thin_lines(lines: list[str], max_chars: int) -> str:
+    """`lines` joined, evenly thinned (every k-th line) to fit `max_chars`."""
     total = sum(len(line) + 1 for line in lines)
     if total <= max_chars:
         return "\n".join(lines)
@@ -113,6 +133,8 @@ def assemble(
     timeline: list[TimelineEntry],
     summary: Summary | None,
     summary_error: str | None,
+    transcript: Transcript | None,
+    transcript_error: str | None,
     timings: dict[str, float],
 ) -> VideoAnalysis:
     """The final `VideoAnalysis` (called by `serve_app.flow.finish` only)."""
@@ -126,5 +148,7 @@ def assemble(
         timeline=timeline,
         summary=summary,
         summary_error=summary_error,
+        transcript=transcript,
+        transcript_error=transcript_error,
         stats=AnalysisStats.from_results(results, **timings),
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -83,14 +84,28 @@ class ScreenShareAnswer(_Strict):
     events: list[Event] = Field(max_length=4, description="Changes (new slide, window, dialog) with times.")
 
 
+class Highlight(Event):
+    """Something said that matters, from the transcript lines."""
+
+    kind: Literal["statement", "question", "decision", "action_item"]
+    who: Label = Field(
+        description="Who said it (or owns the action item) when the screen or the words show it, else "
+        "'unknown': there is no speaker diarization."
+    )
+
+
 class MeetingAnswer(_Strict):
     scene: Sentence
     layout: Literal["gallery", "speaker", "screen_share", "screen_share_with_video", "in_room", "other"]
-    participants: list[Participant] = Field(max_length=6)
+    participants: list[Participant] = Field(max_length=4)
     shared_content: Sentence = Field(description="What is being shared, if anything.")
-    visible_text: list[Short] = Field(max_length=6)
+    visible_text: list[Short] = Field(max_length=4)
     activity: Sentence
-    events: list[Event] = Field(max_length=4)
+    events: list[Event] = Field(max_length=2, description="Visual moments (a new slide, someone joins).")
+    highlights: list[Highlight] = Field(
+        max_length=4,
+        description="From the speech lines: key statements, questions, decisions and action items, with times.",
+    )
 
 
 class AppDemoAnswer(_Strict):
@@ -142,7 +157,8 @@ MODES: dict[str, Mode] = {
     "meeting": Mode(
         "meeting",
         "This is a meeting recording. Describe the layout, the participants and who appears to speak, any shared "
-        "content, legible text, and notable moments.",
+        "content, legible text, and notable moments. From the speech lines, list the highlights: key statements, "
+        "questions, decisions and action items, each with its time.",
         MeetingAnswer,
     ),
     "app_demo": Mode(
@@ -166,8 +182,9 @@ def check_custom_schema(schema: dict[str, Any]) -> dict[str, Any]:
     raw = json.dumps(schema)
     if len(raw.encode()) > MAX_CUSTOM_SCHEMA_BYTES:
         raise InvalidOptions(f"schema is {len(raw.encode())} bytes; the limit is {MAX_CUSTOM_SCHEMA_BYTES}")
-    if _depth(schema) > MAX_CUSTOM_SCHEMA_DEPTH:
-        raise InvalidOptions(f"schema nests deeper than {MAX_CUSTOM_SCHEMA_DEPTH} levels")
+    depth = _depth(schema)
+    if depth > MAX_CUSTOM_SCHEMA_DEPTH:
+        raise InvalidOptions(schema_depth_message(depth))
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
@@ -177,12 +194,57 @@ def check_custom_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def schema_depth_message(depth: int) -> str:
+    """The one message for a custom schema nested too deep (parsed or still text)."""
+    return f"schema nests {depth} levels deep; at most {MAX_CUSTOM_SCHEMA_DEPTH} are accepted"
+
+
+# A JSON string token (escapes included) or a bracket: all `json_nesting` needs to look at.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def json_nesting(text: str) -> tuple[int, str | None]:
+    """(depth, key) of the deepest object or array in JSON `text`, without parsing it.
+
+    Objects and arrays count one level each (as `_depth` does); `key` is the top-level member the
+    deepest one lies in (None when it is the top level itself or not in an object). A loop over
+    tokens, no recursion: it bounds nesting before any recursive parser or check sees the text.
+    Malformed text gets a number too; the parser reports what is wrong with it afterwards.
+    """
+    depth = deepest = 0
+    key = member = None
+    in_object = False
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token[0] == '"':
+            if depth == 1 and in_object:
+                member = token  # the last string at the top level is the key of the next nested value
+        elif token in "[{":
+            depth += 1
+            if depth == 1:
+                in_object = token == "{"
+            if depth > deepest:
+                deepest, key = depth, (member if depth > 1 else None)
+        else:
+            depth = max(0, depth - 1)
+    return deepest, (json.loads(key) if key is not None else None)
+
+
 def _depth(node: Any) -> int:
-    if isinstance(node, dict):
-        return 1 + max((_depth(v) for v in node.values()), default=0)
-    if isinstance(node, list):
-        return 1 + max((_depth(v) for v in node), default=0)
-    return 0
+    """Nesting depth of a parsed JSON value (objects and arrays count one level each), iteratively."""
+    deepest = 0
+    stack = [(node, 1)]
+    while stack:
+        value, level = stack.pop()
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def answer_schema(mode: str, custom_schema: dict[str, Any] | None = None) -> dict[str, Any] | None:
@@ -306,12 +368,21 @@ def summary_token_budget() -> int:
     return chars + 1
 
 
-def build_instruction(mode: str, start_s: float, end_s: float, prompt: str | None) -> str:
-    """The text part of the chunk prompt (the video part is added by the engine)."""
+_SPEECH_HINT = (
+    "Speech heard in this segment (transcribed from the audio track; times in source seconds; speakers "
+    "are not identified):"
+)
+
+
+def build_instruction(mode: str, start_s: float, end_s: float, prompt: str | None, speech: str = "") -> str:
+    """The text part of the chunk prompt (the video part is added by the engine); `speech`: the chunk's
+    transcript lines (`serve_app.speech.prompt_lines`), if any."""
     parts = [prompt if mode == "custom" and prompt else MODES[mode].instruction]
     if mode != "custom" and prompt:
         parts.append(f"Focus: {prompt}")
     parts.append(_TIME_HINT.format(start=start_s, end=end_s))
+    if speech:
+        parts.extend([_SPEECH_HINT, speech])
     if answer_schema(mode) is not None or mode == "custom":
         parts.append("Answer in JSON.")
     return "\n".join(parts)
@@ -343,11 +414,14 @@ def parse_answer(mode: str, text: str, custom_schema: dict[str, Any] | None = No
     return data
 
 
-def summary_instruction(timeline_text: str, mode: str) -> str:
-    return (
+def summary_instruction(timeline_text: str, mode: str, speech: str = "") -> str:
+    """The summary prompt: the timeline, and the transcript lines (`speech`) when the video has speech."""
+    text = (
         f"Below is a timeline of a video analysed in '{mode}' mode, one line per segment with its time range in "
-        "seconds. Write a title, a summary of the whole video, and its key points. Answer in JSON.\n\n" + timeline_text
+        "seconds" + (", then what was said, one line per utterance" if speech else "") + ". Write a title, a "
+        "summary of the whole video, and its key points. Answer in JSON.\n\nTimeline:\n" + timeline_text
     )
+    return text + (f"\n\nSpeech:\n{speech}" if speech else "")
 
 
 def summary_schema() -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The `reelserve` command: analyze, serve, archive, demo, k8s, make-tiny-model, fix-cpu-install."""
+"""The `reelserve` command: analyze, jobs, serve, archive, demo, k8s, make-tiny-model, fix-cpu-install."""
 
 from __future__ import annotations
 
@@ -13,16 +13,18 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from serve_app.cli.jobs import jobs_app
 from serve_app.config import ConfigFileError, ServeConfig
 from serve_app.kube import k8s_app
 from serve_app.schemas import AnalyzeOptions, VideoAnalysis
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 app.add_typer(k8s_app, name="k8s")
+app.add_typer(jobs_app, name="jobs")
 console = Console(stderr=True)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEMO_VIDEO = REPO_ROOT.parent / "shared" / "media" / "display-dual-monitors.webm"
+DEMO_VIDEO = REPO_ROOT.parent / "shared" / "media" / "Megamind.avi"  # real speech over real pictures
 
 ConfigOpt = Annotated[
     Path | None,
@@ -45,6 +47,13 @@ def _setup_logging(verbose: bool) -> None:
     )
 
 
+def _print_timed(lines: list[tuple[float, float, str]], what: str, shown: int = 8) -> None:
+    for start, end, text in lines[:shown]:
+        print(f"  [{start:6.1f}-{end:6.1f}s] {text[:90]}")
+    if len(lines) > shown:
+        print(f"  ... {len(lines) - shown} more {what}")
+
+
 def print_summary(analysis: VideoAnalysis, out: Path | None) -> None:
     """A short human-readable report on stdout."""
     v, s = analysis.video, analysis.stats
@@ -59,12 +68,18 @@ def print_summary(analysis: VideoAnalysis, out: Path | None) -> None:
     )
     print(
         f"timings    wall {s.wall_s:.1f}s  probe {s.probe_s:.2f}s  decode {s.decode_s:.2f}s  infer {s.infer_s:.2f}s"
-        f"  summary {s.summary_s:.2f}s"
+        f"  asr {s.asr_s:.2f}s  summary {s.summary_s:.2f}s"
     )
-    for entry in analysis.timeline[:8]:
-        print(f"  [{entry.start_s:6.1f}-{entry.end_s:6.1f}s] {entry.text[:90]}")
-    if len(analysis.timeline) > 8:
-        print(f"  ... {len(analysis.timeline) - 8} more timeline entries")
+    _print_timed([(e.start_s, e.end_s, e.text) for e in analysis.timeline], "timeline entries")
+    said = analysis.transcript
+    if said is not None:
+        print(
+            f"speech     {len(said.segments)} segment(s), language {said.language}, {said.model}, "
+            f"{said.speech_s:.1f}s of speech in {said.audio_s:.1f}s, asr {said.asr_s:.2f}s"
+        )
+        _print_timed([(g.start_s, g.end_s, f'"{g.text}"') for g in said.segments], "transcript segments")
+    elif analysis.transcript_error:
+        print(f"speech     none: {analysis.transcript_error[:120]}")
     if analysis.summary:
         print(f"summary    {analysis.summary.title[:80]!r}: {analysis.summary.summary[:160]!r}")
     if out:
@@ -122,30 +137,17 @@ def _analyze_on(server: str, source: str, options: AnalyzeOptions) -> VideoAnaly
 
 
 def _analyze_as_job(server: str, source: str, options: AnalyzeOptions) -> VideoAnalysis:
-    """Submit a job and follow its event stream with a live progress bar and chunk lines."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
+    """Submit a job and follow its events (resumed across streams) with a live progress bar and chunk lines."""
     from serve_app.cli import client
-    from serve_app.schemas import ChunkResult
+    from serve_app.cli.jobs import JobDidNotSucceed, follow
 
     job = client.submit_job(server, source, options)
     console.log(f"job {job.id} queued ({server}/v1/jobs/{job.id})")
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console) as progress:
-        bar = progress.add_task("chunks", total=None)
-        for event, data in client.job_events(server, job.id):
-            if event == "chunk":
-                chunk = ChunkResult.model_validate(data)
-                note = chunk.error or (chunk.text or "")[:70]
-                progress.console.log(f"chunk {chunk.index:4d} [{chunk.start_s:7.1f}-{chunk.end_s:7.1f}s] {note!r}")
-            elif event == "progress":
-                p = data["progress"]
-                progress.update(bar, total=p["chunks_total"] or None, completed=p["chunks_done"])
-            elif event == "result":
-                return VideoAnalysis.model_validate(data)
-            elif event == "end":
-                raise client.ApiError(409, {"title": f"job {data['status']}", "detail": data.get("error") or ""})
-    raise client.ApiError(502, {"title": "event stream ended early", "detail": f"job {job.id}"})
+    try:
+        return follow(server, job.id, console=console)
+    except JobDidNotSucceed as exc:
+        problem = {"title": f"job {exc.data.get('status')}", "detail": exc.data.get("error") or ""}
+        raise client.ApiError(409, problem) from None
 
 
 @app.command()
@@ -160,6 +162,8 @@ def analyze(
     fps: Annotated[float | None, typer.Option(help="Sampling rate.")] = None,
     chunk_s: Annotated[float | None, typer.Option("--chunk-s", help="Chunk length in seconds.")] = None,
     aggregate: Annotated[bool, typer.Option(help="Summarize the whole video.")] = True,
+    audio: Annotated[str, typer.Option(help="auto (transcribe the audio track) or off.")] = "auto",
+    language: Annotated[str | None, typer.Option(help="Spoken language (Whisper code); default: detected.")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the full JSON here.")] = None,
     config: ConfigOpt = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
@@ -176,6 +180,8 @@ def analyze(
             "fps": fps,
             "chunk_s": chunk_s,
             "aggregate": aggregate,
+            "audio": audio,
+            "language": language,
         }
     )
     try:
@@ -214,17 +220,18 @@ def serve(config: ConfigOpt = None, verbose: Annotated[bool, typer.Option("-v", 
 @app.command()
 def demo(
     output: Annotated[Path, typer.Option("-o", "--output")] = REPO_ROOT / "out" / "demo.json",
-    mode: Annotated[str, typer.Option()] = "screen_share",
+    mode: Annotated[str, typer.Option()] = "meeting",
     config: ConfigOpt = None,
 ) -> None:
-    """Analyze the sample screen recording on the embedded local stack (CPU profile)."""
+    """Analyze a sample recording with speech on the embedded local stack (CPU profile): the tiny model's
+    fields next to a real transcript (Whisper base)."""
+    from serve_app.devtools.meeting import write_sample_meeting
+
     video = DEMO_VIDEO
     if not video.is_file():
-        from serve_app.devtools.synthetic import write_sample_video
-
-        video = Path(tempfile.mkdtemp(prefix="reelserve-demo-")) / "sample-screen-share.mp4"
-        console.log(f"{DEMO_VIDEO} not found; generating a sample screen share at {video}")
-        write_sample_video(video)
+        video = Path(tempfile.mkdtemp(prefix="reelserve-demo-")) / "sample-meeting.mp4"
+        console.log(f"{DEMO_VIDEO} not found; generating a spoken sample meeting at {video}")
+        write_sample_meeting(video)
     analyze(
         str(video),
         mode=mode,
@@ -236,6 +243,8 @@ def demo(
         fps=None,
         chunk_s=None,
         aggregate=True,
+        audio="auto",
+        language=None,
         verbose=False,
     )
 

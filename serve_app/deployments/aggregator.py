@@ -10,8 +10,17 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from serve_app.config import FlowSettings
-from serve_app.flow import finish
-from serve_app.schemas import AnalyzeOptions, ChunkPlan, ChunkResult, Summary, TimelineEntry, VideoAnalysis, VideoInfo
+from serve_app.flow import NO_SPEECH, Speech, finish
+from serve_app.schemas import (
+    AnalyzeOptions,
+    ChunkPlan,
+    ChunkResult,
+    Summary,
+    TimelineEntry,
+    TranscriptSegment,
+    VideoAnalysis,
+    VideoInfo,
+)
 
 
 @serve.deployment(name="Aggregator")
@@ -20,8 +29,8 @@ class Aggregator:
         self.vlm = vlm
         self.policy = policy
 
-    async def _summarize(self, timeline: list[TimelineEntry], mode: str) -> Summary:
-        return await self.vlm.summarize.remote(timeline, mode)
+    async def _summarize(self, timeline: list[TimelineEntry], mode: str, said: list[TranscriptSegment]) -> Summary:
+        return await self.vlm.summarize.remote(timeline, mode, said)
 
     async def aggregate(
         self,
@@ -31,8 +40,10 @@ class Aggregator:
         results: list[ChunkResult],
         timings: dict[str, float],
         started_at: float,
+        speech: Speech = NO_SPEECH,
     ) -> VideoAnalysis:
-        """`started_at` (Unix time) is when the request or job began: `wall_s` runs to after the summary."""
+        """`started_at` (Unix time) is when the request or job began: `wall_s` runs to after the summary.
+        `speech`: the video's transcript (or why it has none)."""
         return await finish(
             video_id=info.video_id,
             info=info,
@@ -44,4 +55,5 @@ class Aggregator:
             policy=self.policy,
             timings=timings,
             started_at=started_at,
+            speech=speech,
         )

@@ -11,24 +11,25 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from serve_app.config import Settings, job_store_uri
 from serve_app.devtools.netguard import install_loopback_guard
-from serve_app.errors import EngineUnavailable, JobConflict, JobNotFound
-from serve_app.flow import graph_chunk_call, infer_chunks, plan_video
+from serve_app.errors import EngineUnavailable, JobConflict, JobNotFound, NoTranscript
+from serve_app.flow import Speech, graph_chunk_call, infer_chunks, plan_video, start_transcript
 from serve_app.http import events
 from serve_app.http.auth import PUBLIC_PATHS, load_api_keys
 from serve_app.http.fetch import UrlPolicy
 from serve_app.http.intake import ANALYZE_BODY, Intake, receive_video
 from serve_app.http.problems import PROBLEM_RESPONSES, install_problem_handlers
 from serve_app.schemas import Job, JobList, VideoAnalysis
+from serve_app.speech.transcript import to_srt, to_webvtt
 from serve_app.store.jobs import JobStore
 
 logger = logging.getLogger(__name__)
@@ -69,12 +70,14 @@ class Ingress:
         chunker: DeploymentHandle,
         vlm: DeploymentHandle,
         aggregator: DeploymentHandle,
+        asr: DeploymentHandle | None,
         runner: DeploymentHandle,
         settings: Settings,
     ) -> None:
         self.chunker = chunker
         self.vlm = vlm
         self.aggregator = aggregator
+        self.asr = asr
         self.runner = runner
         self.settings = settings
         if settings.security.loopback_only_egress:
@@ -84,7 +87,6 @@ class Ingress:
         self.media_dir = settings.serve.store_dir / "media"
         self.media_dir.mkdir(parents=True, exist_ok=True)
         self.jobs = JobStore(job_store_uri(settings))
-        self.submit_lock = asyncio.Lock()  # count and create jobs together, so the capacity bound holds
 
     async def _check_schema(self, schema: dict[str, Any]) -> None:
         await self.vlm.check_schema.remote(schema)
@@ -92,6 +94,8 @@ class Ingress:
     async def _intake(self, request: Request, dest: Any) -> tuple[Intake, float]:
         started = time.perf_counter()
         intake = await receive_video(request, dest, self.settings, self.url_policy, self._check_schema)
+        if intake.options.language and intake.options.audio == "auto" and self.asr is not None:
+            await self.asr.check_language.remote(intake.options.language)  # 422 before any work
         return intake, time.perf_counter() - started
 
     @api.get("/healthz", summary="Liveness: the HTTP ingress answers")
@@ -118,22 +122,28 @@ class Ingress:
     async def analyze(self, request: Request) -> VideoAnalysis:
         started_at = time.time()
         path = self.media_dir / uuid.uuid4().hex
+        speech: asyncio.Task[Speech] | None = None
         try:
             intake, fetch_s = await self._intake(request, path)
             options, media = intake.options, str(path)
             info, plans, probe_s = await plan_video(self.chunker, media, options)
             task = options.to_chunk_task(info.video_id, self.settings.model.max_tokens)
             logger.info("video %s: %.1fs, %d chunks, mode %s", info.video_id, info.duration_s, len(plans), options.mode)
+            speech = start_transcript(self.asr, media, info, options, self.settings.flow)
             results = await infer_chunks(
                 plans,
-                graph_chunk_call(self.chunker, self.vlm, media, task),
+                graph_chunk_call(self.chunker, self.vlm, media, task, speech),
                 mode=options.mode,
                 policy=self.settings.flow,
                 video_id=info.video_id,
             )
             timings = {"fetch_s": fetch_s, "probe_s": probe_s}
-            return await self.aggregator.aggregate.remote(info, options, plans, results, timings, started_at)
+            return await self.aggregator.aggregate.remote(
+                info, options, plans, results, timings, started_at, await speech
+            )
         finally:
+            if speech is not None:
+                speech.cancel()  # the client went away or the request failed: stop transcribing
             path.unlink(missing_ok=True)
 
     # -- async jobs ------------------------------------------------------------
@@ -148,29 +158,47 @@ class Ingress:
     async def submit_job(
         self, request: Request, idempotency_key: str | None = Header(default=None, max_length=200)
     ) -> JSONResponse:
-        if idempotency_key and (job := self.jobs.job_for_key(idempotency_key)) is not None:
+        """An Idempotency-Key is the caller's (scoped by API key) and claimed atomically before anything else:
+        concurrent requests with one key make one job; the others get it (200) or, while it is still being
+        taken in, 409. Store I/O runs in threads: the store may be a round trip away."""
+        principal = self.api_keys.principal(request.headers.get("authorization")) if self.api_keys else "anonymous"
+        store, jobs = self.jobs, self.settings.jobs
+        if idempotency_key and not await asyncio.to_thread(
+            store.claim_key, principal, idempotency_key, jobs.claim_timeout_s
+        ):
+            job = await asyncio.to_thread(store.job_for_key, principal, idempotency_key)
+            if job is None:
+                raise JobConflict("a request with this Idempotency-Key is still being taken in; retry later")
             return JSONResponse(job.model_dump(mode="json"), status_code=200, headers={"Location": job.links["self"]})
-        self.jobs.check_capacity(self.settings.jobs)  # cheap refusal before reading the upload
         path = self.media_dir / uuid.uuid4().hex
         try:
+            await asyncio.to_thread(store.check_capacity, jobs)  # cheap refusal before reading the upload
             intake, fetch_s = await self._intake(request, path)
             info, plans, probe_s = await plan_video(self.chunker, str(path), intake.options)
-            async with self.submit_lock:
-                self.jobs.check_capacity(self.settings.jobs)
-                job = self.jobs.create(
-                    path, intake.options, intake.source, info, plans, {"fetch_s": fetch_s, "probe_s": probe_s}
+            job_id = await asyncio.to_thread(store.reserve, jobs)  # the capacity bound, across replicas
+            try:
+                if idempotency_key:
+                    await asyncio.to_thread(store.bind_key, principal, idempotency_key, job_id)
+                timings = {"fetch_s": fetch_s, "probe_s": probe_s}
+                job = await asyncio.to_thread(
+                    store.create, path, intake.options, intake.source, info, plans, timings, job_id
                 )
+            except BaseException:
+                await asyncio.to_thread(store.release, job_id)
+                raise
+        except BaseException:
+            if idempotency_key:  # nothing was made: the key may be used again
+                await asyncio.to_thread(store.release_key, principal, idempotency_key)
+            raise
         finally:
             path.unlink(missing_ok=True)
-        if idempotency_key:
-            self.jobs.remember_key(idempotency_key, job.id)
         self.runner.wake.remote()
         logger.info("job %s queued: video %s, %.1fs, %d chunks", job.id, info.video_id, info.duration_s, len(plans))
         return JSONResponse(job.model_dump(mode="json"), status_code=202, headers={"Location": job.links["self"]})
 
     @api.get("/v1/jobs", summary="Recent jobs, newest first", response_model=JobList)
     async def list_jobs(self, limit: int = Query(default=50, ge=1, le=500)) -> JobList:
-        return JobList(jobs=self.jobs.list(limit))
+        return JobList(jobs=await asyncio.to_thread(self.jobs.list, limit))
 
     def _job(self, job_id: str) -> Job:
         job = self.jobs.get(job_id)
@@ -178,11 +206,15 @@ class Ingress:
             raise JobNotFound(f"no job {job_id[:64]!r}")
         return job
 
+    async def _load_job(self, job_id: str) -> Job:
+        """`_job` off the event loop."""
+        return await asyncio.to_thread(self._job, job_id)
+
     @api.get(
         "/v1/jobs/{job_id}", summary="A job's status and progress", response_model=Job, responses=PROBLEM_RESPONSES
     )
     async def get_job(self, job_id: str) -> Job:
-        return self._job(job_id)
+        return await self._load_job(job_id)
 
     @api.get(
         "/v1/jobs/{job_id}/result",
@@ -191,28 +223,62 @@ class Ingress:
         responses=PROBLEM_RESPONSES,
     )
     async def job_result(self, job_id: str) -> VideoAnalysis:
-        job = self._job(job_id)
-        result = self.jobs.load_result(job_id) if job.status == "succeeded" else None
+        job = await self._load_job(job_id)
+        result = await asyncio.to_thread(self.jobs.load_result, job_id) if job.status == "succeeded" else None
         if result is None:
             raise JobConflict(f"job {job_id} is {job.status}" + (f": {job.error}" if job.error else ""))
         return result
 
+    @api.get(
+        "/v1/jobs/{job_id}/transcript.{fmt}",
+        summary="The finished job's transcript as WebVTT (`vtt`), SubRip (`srt`) or JSON (`json`)",
+        responses={200: {"content": {"text/vtt": {}, "application/x-subrip": {}}}, **PROBLEM_RESPONSES},
+    )
+    async def job_transcript(self, job_id: str, fmt: Literal["vtt", "srt", "json"]) -> Response:
+        result = await self.job_result(job_id)
+        if result.transcript is None:
+            why = result.transcript_error or (
+                "audio was off" if result.request.audio == "off" else "the video has no audio track"
+            )
+            raise NoTranscript(f"job {job_id} has no transcript: {why}")
+        if fmt == "json":
+            return JSONResponse(result.transcript.model_dump(mode="json"))
+        text, media_type = (
+            (to_webvtt(result.transcript), "text/vtt")
+            if fmt == "vtt"
+            else (to_srt(result.transcript), "application/x-subrip")
+        )
+        return Response(text, media_type=f"{media_type}; charset=utf-8")
+
     @api.delete("/v1/jobs/{job_id}", summary="Cancel a job", response_model=Job, responses=PROBLEM_RESPONSES)
     async def cancel_job(self, job_id: str) -> Job:
-        job = self._job(job_id)
+        job = await self._load_job(job_id)
         if job.terminal:
             raise JobConflict(f"job {job_id} is already {job.status}")
         return await self.runner.cancel.remote(job_id)
 
     @api.get(
         "/v1/jobs/{job_id}/events",
-        summary="Server-Sent Events: `chunk` per finished chunk, `progress`, then `result` (or `end`)",
+        summary="Server-Sent Events: `chunk` per finished chunk (id: its place in finishing order), `progress`, "
+        "then `result` (or `end`). A stream without either ended its window: reconnect with Last-Event-ID "
+        "(serve_app.http.events has the contract).",
         responses={200: {"content": {"text/event-stream": {}}}, **PROBLEM_RESPONSES},
     )
-    async def job_events(self, job_id: str) -> StreamingResponse:
-        self._job(job_id)
+    async def job_events(
+        self,
+        job_id: str,
+        last_event_id: str | None = Header(default=None, max_length=64),
+        x_request_timeout_seconds: str | None = Header(default=None, max_length=32),
+    ) -> StreamingResponse:
+        await self._load_job(job_id)
         return StreamingResponse(
-            events.job_events(self.jobs, job_id, self.settings.jobs.events_poll_s),
+            events.job_events(
+                self.jobs,
+                job_id,
+                self.settings.jobs,
+                after=events.resume_point(last_event_id),
+                window_s=events.stream_window_s(self.settings.jobs, x_request_timeout_seconds),
+            ),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )

@@ -15,7 +15,7 @@ from ray import serve
 from serve_app.config import ModelSettings
 from serve_app.deployments.chunker import DecodeFailure
 from serve_app.engine import create_engine
-from serve_app.schemas import ChunkResult, ChunkTask, Summary, TimelineEntry
+from serve_app.schemas import ChunkResult, ChunkTask, Summary, TimelineEntry, TranscriptSegment
 from serve_app.video import SampledChunk
 
 logger = logging.getLogger(__name__)
@@ -27,13 +27,17 @@ class VLM:
         self.engine = create_engine(model, token_budget)
         await self.engine.start()
 
-    async def analyze_chunk(self, chunk: SampledChunk | DecodeFailure, task: ChunkTask) -> ChunkResult:
+    async def analyze_chunk(
+        self, chunk: SampledChunk | DecodeFailure, task: ChunkTask, speech: list[TranscriptSegment] | None = None
+    ) -> ChunkResult:
         if isinstance(chunk, DecodeFailure):
             return ChunkResult.failed(chunk.plan, task.mode, f"decode failed: {chunk.error}")
-        return await self.engine.analyze_chunk(chunk, task)
+        return await self.engine.analyze_chunk(chunk, task, speech or [])
 
-    async def summarize(self, entries: list[TimelineEntry], mode: str) -> Summary:
-        return await self.engine.summarize(entries, mode)
+    async def summarize(
+        self, entries: list[TimelineEntry], mode: str, speech: list[TranscriptSegment] | None = None
+    ) -> Summary:
+        return await self.engine.summarize(entries, mode, speech or [])
 
     def check_schema(self, schema: dict[str, Any]) -> None:
         self.engine.check_schema(schema)

@@ -40,6 +40,7 @@ import av
 import numpy as np
 
 from serve_app.devtools.synthetic import render_frame_index
+from serve_app.schemas import ChunkTask, TranscriptSegment
 
 if TYPE_CHECKING:
     from serve_app.config import ModelSettings
@@ -157,18 +158,17 @@ class ModelInputProbe:
             rescale = float(video_processor.rescale_factor) if video_processor.do_rescale else 1.0
             self._unnormalize = (video_processor.image_mean, video_processor.image_std, rescale)
 
-    def prompt(self, chunk: SampledChunk, mode: str = "describe") -> str:
-        """The prompt `VLMEngine.analyze_chunk` sends for `chunk` (default mode, no user prompt)."""
-        from serve_app.analysis import build_instruction
+    def prompt(self, chunk: SampledChunk, mode: str = "describe", speech: Sequence[TranscriptSegment] = ()) -> str:
+        """The prompt `VLMEngine.analyze_chunk` sends for `chunk` (no user prompt) with `speech`."""
+        task = ChunkTask(video_id="probe", mode=mode, max_tokens=1)  # type: ignore[arg-type]
+        instruction, _ = self.engine.chunk_instruction(chunk, task, speech)
+        return self.engine._prompt(instruction, True)
 
-        plan = chunk.plan
-        return self.engine._prompt(build_instruction(mode, plan.start_s, plan.end_s, None), True)
-
-    def view(self, chunk: SampledChunk, mode: str = "describe") -> ModelView:
+    def view(self, chunk: SampledChunk, mode: str = "describe", speech: Sequence[TranscriptSegment] = ()) -> ModelView:
         """Run vLLM's processor on the request `VLMEngine` would send for `chunk`."""
         from serve_app.engine.vllm import video_input
 
-        prompt = self.prompt(chunk, mode)
+        prompt = self.prompt(chunk, mode, speech)
         items = self.processor.info.parse_mm_data({"video": video_input(chunk)})
         out = self.processor(prompt, items, hf_processor_mm_kwargs={})
         (video,) = out["mm_kwargs"]["video"]

@@ -9,10 +9,11 @@ interface can be imported (and the deployments unit-tested) where vLLM is absent
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from serve_app.config import ModelSettings
-from serve_app.schemas import ChunkResult, ChunkTask, Summary, TimelineEntry
+from serve_app.schemas import ChunkResult, ChunkTask, Summary, TimelineEntry, TranscriptSegment
 
 if TYPE_CHECKING:
     from serve_app.video.decode import SampledChunk
@@ -26,11 +27,16 @@ class Engine(Protocol):
     async def start(self) -> None:
         """Load the model; raises if it cannot."""
 
-    async def analyze_chunk(self, chunk: SampledChunk, task: ChunkTask) -> ChunkResult:
-        """One chunk; a bad answer is `ChunkResult.error`, a dead engine raises EngineUnavailable."""
+    async def analyze_chunk(
+        self, chunk: SampledChunk, task: ChunkTask, speech: Sequence[TranscriptSegment] = ()
+    ) -> ChunkResult:
+        """One chunk (with the transcript segments it overlaps); a bad answer is `ChunkResult.error`, a
+        dead engine raises EngineUnavailable."""
 
-    async def summarize(self, entries: list[TimelineEntry], mode: str) -> Summary:
-        """One text-only call over the timeline; raises OutputError on an unusable answer."""
+    async def summarize(
+        self, entries: list[TimelineEntry], mode: str, speech: Sequence[TranscriptSegment] = ()
+    ) -> Summary:
+        """One text-only call over the timeline and transcript; raises OutputError on an unusable answer."""
 
     def check_schema(self, schema: dict[str, Any]) -> None:
         """Raise InvalidOptions if a custom answer schema cannot be enforced."""

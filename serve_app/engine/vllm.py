@@ -21,6 +21,7 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,13 +34,15 @@ from serve_app.analysis import (
     parse_summary,
     summary_instruction,
     summary_schema,
+    thin_lines,
     timeline_text,
 )
 from serve_app.analysis.modes import answer_token_budget, summary_token_budget
 from serve_app.config import GPU_DEFAULT_MODEL, ModelSettings
 from serve_app.devtools.tiny_model import ensure_tiny_model, is_tiny_model
 from serve_app.errors import EngineUnavailable, InvalidOptions
-from serve_app.schemas import ChunkResult, ChunkTask, Summary, TimelineEntry
+from serve_app.schemas import ChunkResult, ChunkTask, Summary, TimelineEntry, TranscriptSegment
+from serve_app.speech.transcript import fit_lines, prompt_line
 from serve_app.video.tokens import PIXELS_PER_TOKEN
 
 if TYPE_CHECKING:
@@ -264,12 +267,28 @@ class VLMEngine:
             )
         return second
 
-    async def analyze_chunk(self, chunk: SampledChunk, task: ChunkTask) -> ChunkResult:
-        """Run one chunk; a bad answer becomes `ChunkResult.error`, a dead engine raises."""
+    def _count_tokens(self, text: str) -> int:
+        return len(self._engine.get_tokenizer().encode(text, add_special_tokens=False))
+
+    def chunk_instruction(
+        self, chunk: SampledChunk, task: ChunkTask, speech: Sequence[TranscriptSegment]
+    ) -> tuple[str, int]:
+        """The text part of a chunk's prompt, and the tokens its transcript lines take (the one place it
+        is built: `analyze_chunk`, and the engine-boundary probe in tests)."""
+        lines, tokens = fit_lines(speech, self._count_tokens, self.settings.speech_max_tokens)
+        plan = chunk.plan
+        return build_instruction(task.mode, plan.start_s, plan.end_s, task.prompt, lines), tokens
+
+    async def analyze_chunk(
+        self, chunk: SampledChunk, task: ChunkTask, speech: Sequence[TranscriptSegment] = ()
+    ) -> ChunkResult:
+        """Run one chunk; a bad answer becomes `ChunkResult.error`, a dead engine raises. `speech`: the
+        transcript segments overlapping the chunk; their lines go into the prompt, within
+        `model.speech_max_tokens`."""
         from vllm.exceptions import VLLMValidationError
 
         plan = chunk.plan
-        instruction = build_instruction(task.mode, plan.start_s, plan.end_s, task.prompt)
+        instruction, speech_tokens = self.chunk_instruction(chunk, task, speech)
         schema = answer_schema(task.mode, task.json_schema)
         result = ChunkResult(
             index=plan.index,
@@ -278,6 +297,8 @@ class VLMEngine:
             mode=task.mode,
             frame_times_s=list(chunk.frame_times_s),
             decode=chunk.stats,
+            transcript=list(speech),
+            transcript_tokens=speech_tokens,
         )
         max_tokens = first_max_tokens(task.max_tokens, answer_token_budget(task.mode, task.json_schema))
         try:
@@ -302,19 +323,23 @@ class VLMEngine:
             logger.warning("video %s chunk %d: %s", task.video_id, plan.index, update["error"])
         return result.model_copy(update=update)
 
-    async def summarize(self, entries: list[TimelineEntry], mode: str) -> Summary:
+    async def summarize(
+        self, entries: list[TimelineEntry], mode: str, speech: Sequence[TranscriptSegment] = ()
+    ) -> Summary:
         """One text-only call over the timeline, forced to the summary schema; cut off at its budget, it
         is retried once with a larger one, then raises OutputError (flow.finish: `summary_error`).
 
         Budget: the summary schema's bound on the longest valid answer, capped by
         `model.summary_max_tokens`. The timeline is thinned so that the prompt leaves room for the
-        retry's twice that."""
+        retry's twice that. `speech` (the transcript) shares the room with the timeline, thinned the same way."""
         max_tokens = first_max_tokens(self.settings.summary_max_tokens, summary_token_budget())
         budget = self.settings.max_model_len - 2 * max_tokens - self.settings.prompt_reserve_tokens
         tokenizer = self._engine.get_tokenizer()
         max_chars = budget * 3
         while True:  # thin the timeline until the prompt fits the context
-            instruction = summary_instruction(timeline_text(entries, max_chars), mode)
+            share = max_chars // 2 if speech else max_chars
+            said = thin_lines([prompt_line(s) for s in speech], max_chars - share)
+            instruction = summary_instruction(timeline_text(entries, share), mode, said)
             if len(tokenizer.encode(instruction)) <= budget or max_chars < 256:
                 break
             max_chars //= 2

@@ -65,6 +65,13 @@ class ApiKeys:
             matched |= hmac.compare_digest(candidate, digest)
         return matched
 
+    @staticmethod
+    def principal(authorization: str | None) -> str:
+        """Who a (checked) `Authorization` header speaks for, as a store-safe name: a digest of its key. Scopes
+        what one caller names, e.g. Idempotency-Keys: two keys never share one."""
+        _, _, token = (authorization or "").strip().partition(" ")
+        return hashlib.sha256(b"reelserve-principal:" + token.strip().encode()).hexdigest()[:32]
+
     def check(self, authorization: str | None) -> None:
         """Raise `Unauthorized` unless the `Authorization` header carries a valid bearer key."""
         if not authorization:

@@ -16,16 +16,30 @@ from fastapi import Request
 from pydantic import ValidationError
 
 from serve_app.analysis import check_custom_schema
+from serve_app.analysis.modes import MAX_CUSTOM_SCHEMA_DEPTH, json_nesting, schema_depth_message
 from serve_app.config import Settings
 from serve_app.errors import BadRequest, EmptyUpload, PayloadTooLarge
 from serve_app.http.fetch import UrlPolicy, fetch_url
 from serve_app.http.problems import OptionsError
 from serve_app.http.upload import read_limited, receive_multipart
 from serve_app.schemas import AnalyzeOptions, AnalyzeUrlRequest
+from serve_app.video.chunking import chunking_options
 
 __all__ = ["ANALYZE_BODY", "FORM_FIELDS", "Intake", "options_from_form", "receive_video"]
 
-FORM_FIELDS = ("mode", "prompt", "schema", "fps", "sampling", "chunk_s", "overlap_s", "max_tokens", "aggregate")
+FORM_FIELDS = (
+    "mode",
+    "prompt",
+    "schema",
+    "fps",
+    "sampling",
+    "chunk_s",
+    "overlap_s",
+    "max_tokens",
+    "aggregate",
+    "audio",
+    "language",
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +54,9 @@ def options_from_form(fields: dict[str, Any]) -> AnalyzeOptions:
         raise OptionsError([{"loc": [name], "msg": "unknown form field"} for name in unknown])
     data: dict[str, Any] = {k: v for k, v in fields.items() if isinstance(v, str) and v != ""}
     if "schema" in data:
+        depth, _ = json_nesting(data["schema"])  # before json.loads: a deep text would recurse in it
+        if depth > MAX_CUSTOM_SCHEMA_DEPTH:
+            raise OptionsError([{"loc": ["schema"], "msg": schema_depth_message(depth)}])
         try:
             data["schema"] = json.loads(data["schema"])
         except json.JSONDecodeError as exc:
@@ -48,6 +65,22 @@ def options_from_form(fields: dict[str, Any]) -> AnalyzeOptions:
         return AnalyzeOptions.model_validate(data)
     except ValidationError as exc:
         raise OptionsError(exc.errors()) from None
+
+
+def _bound_body_nesting(raw: bytes) -> None:
+    """Refuse a JSON body nested deeper than a custom schema may be, before the (recursive) parser sees it.
+
+    The body is one object, so its members sit one level below it: a schema of the maximal depth fits.
+    """
+    depth, key = json_nesting(raw.decode("utf-8", "replace"))
+    if depth - 1 > MAX_CUSTOM_SCHEMA_DEPTH:
+        loc = [key] if key is not None else []
+        msg = (
+            schema_depth_message(depth - 1)
+            if key == "schema"
+            else f"nests {depth - 1} levels deep; only 'schema' may nest (at most {MAX_CUSTOM_SCHEMA_DEPTH} levels)"
+        )
+        raise OptionsError([{"loc": loc, "msg": msg}])
 
 
 async def receive_video(
@@ -67,10 +100,12 @@ async def receive_video(
     declared = request.headers.get("content-length", "")
     if content_type.startswith("application/json"):
         raw = await read_limited(request.stream(), options_limit, "JSON body")
+        _bound_body_nesting(raw)
         try:
             body = AnalyzeUrlRequest.model_validate_json(raw)
         except ValidationError as exc:
             raise OptionsError(exc.errors()) from None
+        chunking_options(body, settings.video)  # chunk length and overlap together, before the download
         if body.json_schema is not None:
             check_custom_schema(body.json_schema)  # cheap checks before the download
         await fetch_url(
@@ -98,6 +133,7 @@ async def receive_video(
         source = "upload"
     else:
         raise BadRequest("send multipart/form-data with a 'file' field, or application/json with 'video_url'")
+    chunking_options(options, settings.video)  # InvalidOptions (422) when chunk length and overlap clash
     if options.json_schema is not None:
         check_custom_schema(options.json_schema)
         await check_schema(options.json_schema)

@@ -4,6 +4,7 @@
     RequestValidationError, OptionsError 422 invalid-options, with the field errors
     Starlette HTTPException              its status (404 unknown route, 405, ...)
     BackPressureError (Serve)            503 overloaded, with Retry-After
+    DeploymentUnavailableError (Serve)   503 unavailable, with Retry-After (a deployment has no replica yet)
     anything else                        500 internal, with the request id (the traceback is logged with it)
 
 Each request gets an id (`X-Request-ID` if the client sent a sane one, else a new one), returned in the
@@ -21,7 +22,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from ray.serve.exceptions import BackPressureError
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -162,7 +163,38 @@ def install_problem_handlers(api: FastAPI, retry_after_s: Callable[[], float]) -
             retry_after_s=retry_after_s(),
         )
 
+    @api.exception_handler(DeploymentUnavailableError)
+    async def _unavailable(request: Request, exc: DeploymentUnavailableError) -> JSONResponse:
+        return problem(
+            503,
+            "unavailable",
+            "Service unavailable",
+            "a part of the service has no running replica yet; retry later",
+            instance=_instance(request),
+            retry_after_s=retry_after_s(),
+        )
+
+    _keep_serve_from_replacing(api, (BackPressureError, DeploymentUnavailableError))
     api.add_middleware(RequestIdMiddleware)
+
+
+def _keep_serve_from_replacing(api: FastAPI, classes: tuple[type[Exception], ...]) -> None:
+    """Keep our handlers for Serve's own exceptions: Serve would answer them in plain text.
+
+    When a replica starts, Ray Serve registers its handlers for these classes on the ingress app
+    (ray 2.60, `serve/_private/replica.py`: `app.add_exception_handler(exc, ...)` for BackPressureError
+    and DeploymentUnavailableError), replacing ours with a text/plain 503. Later registrations for
+    these classes are ignored (logged), so every 503 stays a problem with Retry-After.
+    """
+    register = api.add_exception_handler
+
+    def add_exception_handler(key: Any, handler: Any) -> None:
+        if key in classes:
+            logger.debug("keeping the problem+json handler for %s", getattr(key, "__name__", key))
+            return
+        register(key, handler)
+
+    api.add_exception_handler = add_exception_handler  # type: ignore[method-assign]
 
 
 #: OpenAPI `responses` of the API routes.

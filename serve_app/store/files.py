@@ -9,6 +9,8 @@ outputs (data_jobs.store).
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
 import shutil
 import tempfile
 import uuid
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import pyarrow.fs as pafs
+
+logger = logging.getLogger(__name__)
 
 CACHE_DIR = Path(tempfile.gettempdir()) / "reelserve-media-cache"
 
@@ -83,6 +87,44 @@ class FileStore:
 
     def write_bytes(self, key: str, data: bytes) -> None:
         self.publish(key, lambda out: out.write(data))
+
+    def create(self, key: str, data: bytes) -> bool:
+        """Write `key` only if it does not exist yet: True when this call created it, False when it was there.
+
+        Atomic where the filesystem offers it: a local folder or a shared volume (the data is written under a
+        temporary name, then hard-linked to `key`, which fails if `key` exists), and fsspec filesystems with
+        exclusive create (`mode="xb"`: s3fs sends `If-None-Match: *`). pyarrow's own object-store clients
+        have no conditional write: there it is check-then-write, and a concurrent creator can win the race.
+        """
+        path = self.path(key)
+        self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        if self.local:
+            partial = f"{path}.tmp-{uuid.uuid4().hex}"
+            with open(partial, "wb") as out:
+                out.write(data)
+            try:
+                os.link(partial, path)
+            except FileExistsError:
+                return False
+            finally:
+                os.unlink(partial)
+            return True
+        handler = getattr(self.fs, "handler", None)
+        fsspec_fs = getattr(handler, "fs", None)
+        if fsspec_fs is not None:
+            try:
+                with fsspec_fs.open(path, "xb") as out:
+                    out.write(data)
+                return True
+            except FileExistsError:
+                return False
+            except (ValueError, NotImplementedError):  # this fsspec backend has no exclusive create
+                pass
+        logger.warning("store %s has no conditional write: creating %s is check-then-write", self.uri, key)
+        if self.exists(key):
+            return False
+        self.write_bytes(key, data)
+        return True
 
     def read_bytes(self, key: str) -> bytes:
         with self.fs.open_input_stream(self.path(key)) as fh:

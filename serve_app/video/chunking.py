@@ -21,7 +21,7 @@ import math
 
 from serve_app.config import VideoSettings
 from serve_app.errors import InvalidOptions
-from serve_app.schemas import AnalyzeOptions, ChunkingOptions, ChunkPlan, VideoInfo
+from serve_app.schemas import AnalyzeOptions, ChunkingOptions, ChunkPlan, VideoInfo, overlap_problem
 from serve_app.video.tokens import FACTOR, TEMPORAL_PATCH, fit_frame_size, visual_tokens
 
 __all__ = ["MAX_FRAMES", "MIN_FRAMES", "chunking_options", "plan_chunks"]
@@ -158,13 +158,24 @@ def _adaptive_size(info: VideoInfo, candidates: int, budget: int, limits: VideoS
 
 
 def chunking_options(options: AnalyzeOptions, video: VideoSettings) -> ChunkingOptions:
-    """A request's chunking knobs with the server's defaults filled in (online and bulk alike)."""
+    """A request's chunking knobs with the server's defaults filled in (online and bulk alike).
+
+    Raises InvalidOptions (422) when the request's chunk length or overlap clashes with the other one,
+    requested or the server's default (`overlap_problem`, the rule the planner needs), naming which is which.
+    """
     sampling = options.sampling or video.sampling
     # A requested fps is the rate of either strategy; adaptive draws its candidates faster by default.
     default_fps = video.adaptive_fps if sampling == "adaptive" else video.fps
+    chunk_s = options.chunk_s or video.chunk_s
+    overlap_s = video.overlap_s if options.overlap_s is None else options.overlap_s
+    if (problem := overlap_problem(chunk_s, overlap_s)) is not None:
+        given = [name for name in ("chunk_s", "overlap_s") if getattr(options, name) is not None]
+        defaults = [name for name in ("chunk_s", "overlap_s") if name not in given]
+        origin = f" ({' and '.join(defaults)}: the server's default)" if defaults else ""
+        raise InvalidOptions(problem + origin)
     return ChunkingOptions(
-        chunk_s=options.chunk_s or video.chunk_s,
-        overlap_s=video.overlap_s if options.overlap_s is None else options.overlap_s,
+        chunk_s=chunk_s,
+        overlap_s=overlap_s,
         fps=options.fps or default_fps,
         token_budget=video.token_budget,
         sampling=sampling,

@@ -13,6 +13,16 @@ The decoder does only the work the sampling needs:
 
 Timestamps reported are the picked frames' real presentation times, counted
 from the video stream's start, so the model is told when each frame was shown.
+
+Frames are only ever from their own time: every frame of a chunk was on screen
+during [start_s, end_s]. Its time lies in that range, or before start_s when
+it is the frame still shown at start_s (sparse or variable-rate video: the
+last frame before the chunk, with its true time; the reference frame before
+it if that one was a skipped non-reference frame), at most one chunk length
+before; never after end_s (`END_SLACK_S` for millisecond timestamps). A chunk
+with no such frame is empty: InvalidVideo, naming the frames around the gap.
+Corrupt packets are skipped, the chunk keeps the frames around them, and a
+warning is logged (`serve_app.video.probe`'s policy; `packets_skipped`).
 """
 
 from __future__ import annotations
@@ -29,7 +39,9 @@ import numpy as np
 from serve_app.errors import InvalidVideo
 from serve_app.schemas import ChunkPlan, DecodeStats
 from serve_app.video.probe import (
+    BadPackets,
     display_rotation,
+    ffmpeg_reason,
     frames_from,
     header_fps,
     open_video,
@@ -48,6 +60,8 @@ _NEED_FRAMES = 1.5
 # Decoders that read `skip_frame` for every packet (FFmpeg's native ones). libdav1d
 # (AV1) fixes it when it opens, so switching it on would drop frames near targets too.
 _PER_PACKET_SKIP = frozenset({"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video", "vp8", "vp9"})
+#: A frame this far after a chunk's end still counts as inside it: timestamps are rounded to milliseconds.
+END_SLACK_S = 1e-3
 
 
 @dataclass
@@ -59,6 +73,7 @@ class SampledChunk:
     source_fps: float
     plan: ChunkPlan
     stats: DecodeStats
+    packets_skipped: int = 0  # corrupt packets skipped while decoding the chunk (logged as a warning)
 
     @property
     def frame_indices(self) -> list[int]:
@@ -72,11 +87,13 @@ def decode_chunk(path: str | Path, plan: ChunkPlan, threads: int = 0) -> Sampled
     Uniform: `plan.max_frames` frames, the nearest decoded frame to each
     target time (never the same frame twice). Adaptive: candidates at
     `plan.fps` picked the same way, of which `AdaptiveSampler` keeps those
-    that show a change, at most `plan.max_frames`. Frames from more than a
-    chunk length before the chunk do not count, so a chunk past the end of
-    the data fails with InvalidVideo instead of returning stale frames. The
-    result is padded to an even count of at least 2 by repeating the last
-    frame. `threads` = 0 lets FFmpeg choose.
+    that show a change, at most `plan.max_frames`. Only frames shown during
+    the chunk are candidates (see the module docstring): none after
+    `plan.end_s`, and before `plan.start_s` only the one still shown then,
+    from at most a chunk length before, so a chunk past the end of the data
+    or inside a longer gap fails with InvalidVideo instead of showing frames
+    from another time. The result is padded to an even count of at least 2
+    by repeating the last frame. `threads` = 0 lets FFmpeg choose.
     """
     started = time.perf_counter()
     targets = plan.sample_times()
@@ -103,14 +120,21 @@ def decode_chunk(path: str | Path, plan: ChunkPlan, threads: int = 0) -> Sampled
         # A frame shown before the chunk may stand for its start (sparse,
         # variable-rate video), but not one from further back than a chunk.
         earliest = plan.start_s - plan.duration_s
+        latest = plan.end_s + END_SLACK_S  # a frame after this is not shown yet when the chunk ends
+        before_t = after_t = None  # the frames around the chunk, when none is within its reach
         last_kept: av.VideoFrame | None = None
         next_target = 0
+        bad = BadPackets()
         try:
-            for frame in frames_from(container, stream, plan.start_s, skip.before_decode):
+            for frame in frames_from(container, stream, plan.start_s, skip.before_decode, bad):
                 decoded += 1
                 t = _frame_time(frame, origin, prev, source_fps)
                 if t < earliest:
+                    before_t = t
                     continue
+                if t > latest:
+                    after_t = t
+                    break  # from after the chunk: the remaining targets get the last frame within it
                 while next_target < len(targets) and t >= targets[next_target]:
                     goal = targets[next_target]
                     best = frame if prev is None or t - goal < goal - prev[1] else prev[0]
@@ -122,18 +146,30 @@ def decode_chunk(path: str | Path, plan: ChunkPlan, threads: int = 0) -> Sampled
                 if next_target == len(targets):
                     break  # past the last target: the rest of the chunk is not needed
                 prev = (frame, t)
-            # The stream ended before the last targets: the last frame is nearest.
+            # The stream ended, or the next frame is after the chunk: the last frame within it is nearest.
             if next_target < len(targets) and prev is not None and prev[0] is not last_kept:
                 sink.add(*prev)
             picked, times, sampled = sink.finish()
         except av.FFmpegError as exc:
             raise InvalidVideo(
                 f"chunk {plan.index} [{plan.start_s:.2f}, {plan.end_s:.2f}] s: the video is truncated or corrupt "
-                f"({getattr(exc, 'strerror', None) or exc})"
+                f"({ffmpeg_reason(exc)})"
             ) from exc
+        except InvalidVideo as exc:  # too many corrupt packets in a row
+            raise InvalidVideo(f"chunk {plan.index} [{plan.start_s:.2f}, {plan.end_s:.2f}] s: {exc.detail}") from exc
 
     if not picked:
-        raise InvalidVideo(f"chunk {plan.index}: no frame decodes in [{plan.start_s:.2f}, {plan.end_s:.2f}] s")
+        raise InvalidVideo(_empty_chunk(plan, before_t, after_t))
+    if bad.count:
+        logger.warning(
+            "chunk %d [%.2f, %.2f] s: skipped %d corrupt packet(s)%s; kept the %d frames around them",
+            plan.index,
+            plan.start_s,
+            plan.end_s,
+            bad.count,
+            f" from {bad.first_s:.2f} s" if bad.first_s is not None else "",
+            len(picked),
+        )
     # Qwen3-VL folds frames in pairs; repeat the last one rather than drop one.
     while len(picked) < 2 or len(picked) % 2:
         picked.append(picked[-1])
@@ -157,7 +193,26 @@ def decode_chunk(path: str | Path, plan: ChunkPlan, threads: int = 0) -> Sampled
         len(picked),
         stats.decode_s,
     )
-    return SampledChunk(frames=np.stack(picked), frame_times_s=times, source_fps=source_fps, plan=plan, stats=stats)
+    return SampledChunk(
+        frames=np.stack(picked),
+        frame_times_s=times,
+        source_fps=source_fps,
+        plan=plan,
+        stats=stats,
+        packets_skipped=bad.count,
+    )
+
+
+def _empty_chunk(plan: ChunkPlan, before_t: float | None, after_t: float | None) -> str:
+    """Why a chunk has no frame: which frames lie around it."""
+    if after_t is None:
+        missing = f"chunk {plan.index}: no frame decodes in [{plan.start_s:.2f}, {plan.end_s:.2f}] s"
+        if before_t is None:
+            return missing
+        return f"{missing}: the video is truncated or corrupt, its frames end at {before_t:.2f} s"
+    shown = "no frame is shown in it" if before_t is None else f"the last frame before it is at {before_t:.2f} s"
+    where = f"chunk {plan.index} [{plan.start_s:.2f}, {plan.end_s:.2f}] s"
+    return f"{where} is empty: {shown}, and the next is at {after_t:.2f} s"
 
 
 class _SkipPolicy:

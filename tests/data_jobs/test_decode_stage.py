@@ -15,7 +15,7 @@ import pytest
 
 from data_jobs.decode_stage import decode_row
 from data_jobs.probe_stage import probe_row
-from serve_app.config import VideoSettings
+from serve_app.config import AsrSettings, VideoSettings
 from serve_app.devtools.synthetic import read_frame_index
 from serve_app.schemas import ChunkPlan
 from serve_app.video import SampledChunk
@@ -24,10 +24,11 @@ if TYPE_CHECKING:
     from conftest import Clip
 
 VIDEO = VideoSettings()
+ASR = AsrSettings(model="tiny.en")  # the fast bundled model: these tests are about rows, not accuracy
 
 
 def chunk_rows(path: Path, out: Path, **options: Any) -> list[dict[str, Any]]:
-    rows = probe_row({"uri": str(path)}, video=VIDEO, options={"chunk_s": 4, **options}, output=str(out))
+    rows = probe_row({"uri": str(path)}, video=VIDEO, asr=ASR, options={"chunk_s": 4, **options}, output=str(out))
     assert rows and all(r["kind"] == "chunk" for r in rows), rows
     return rows
 
@@ -77,8 +78,8 @@ def test_non_chunk_rows_pass_through_unchanged(cfr_mp4: Clip, tmp_path: Path) ->
     out = tmp_path / "out"
     notes = tmp_path / "notes.txt"
     notes.write_text("this is not a video\n" * 100)
-    failed = probe_row({"uri": str(notes)}, video=VIDEO, options={}, output=str(out))
-    missing = probe_row({"uri": str(tmp_path / "missing.mp4")}, video=VIDEO, options={}, output=str(out))
+    failed = probe_row({"uri": str(notes)}, video=VIDEO, asr=ASR, options={}, output=str(out))
+    missing = probe_row({"uri": str(tmp_path / "missing.mp4")}, video=VIDEO, asr=ASR, options={}, output=str(out))
     skipped = {**chunk_rows(cfr_mp4.path, out)[0], "kind": "skipped", "plan_json": None}
     for row in (*failed, *missing, skipped):
         assert row["kind"] in ("failed", "skipped")

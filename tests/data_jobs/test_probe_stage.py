@@ -16,7 +16,7 @@ import pytest
 from data_jobs.probe_stage import probe_row
 from data_jobs.rows import COLUMNS
 from data_jobs.store import ArchiveStore
-from serve_app.config import VideoSettings
+from serve_app.config import AsrSettings, VideoSettings
 from serve_app.devtools.synthetic import write_audio_only
 from serve_app.schemas import AnalysisStats, AnalyzeOptions, ChunkPlan, ChunkResult, VideoAnalysis, VideoInfo
 from serve_app.video import chunking_options, plan_chunks, probe
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from conftest import Clip
 
 VIDEO = VideoSettings()
+ASR = AsrSettings(model="tiny.en")  # the fast bundled model: these tests are about rows, not accuracy
 OPTIONS: dict[str, Any] = {"mode": "describe", "chunk_s": 4}  # the 10 s clip -> 3 chunks
 # Columns every chunk row of one video shares (the finisher reads them from the first row).
 PER_VIDEO = ("uri", "local_path", "result_key", "sha256", "n_chunks", "info_json", "options_json", "timings_json")
@@ -33,7 +34,7 @@ PER_VIDEO = ("uri", "local_path", "result_key", "sha256", "n_chunks", "info_json
 def probe_rows(
     uri: str | Path, out: Path, options: dict[str, Any] = OPTIONS, video: VideoSettings = VIDEO, **item: Any
 ) -> list[dict[str, Any]]:
-    return probe_row({"uri": str(uri), **item}, video=video, options=options, output=str(out))
+    return probe_row({"uri": str(uri), **item}, video=video, asr=ASR, options=options, output=str(out))
 
 
 def sha256_of(path: Path) -> str:

@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import logging
 import re
+from types import SimpleNamespace
 from typing import Any
 
 import fastapi
 import pytest
-from ray.serve.exceptions import BackPressureError
+from ray.serve._private.common import DeploymentID
+from ray.serve._private.replica import UserCallableWrapper
+from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from starlette.testclient import TestClient
 
 from serve_app.errors import PROBLEM_BASE, InvalidVideo, Overloaded, Unauthorized
@@ -56,6 +59,10 @@ def build_app() -> fastapi.FastAPI:
     @app.get("/boom")
     async def boom() -> None:
         raise RuntimeError("boom")
+
+    @app.get("/unavailable")
+    async def unavailable() -> None:
+        raise DeploymentUnavailableError(DeploymentID(name="VLM", app_name="reelserve"))
 
     return app
 
@@ -140,6 +147,26 @@ def test_serve_backpressure_is_overloaded(client: TestClient) -> None:
     body = problem_body(response, 503, "overloaded", "Service overloaded")
     assert response.headers["retry-after"] == "7"
     assert "retry later" in body["detail"]
+
+
+def serve_started(app: fastapi.FastAPI) -> fastapi.FastAPI:
+    """What a Serve replica does to the ingress app when it starts (ray 2.60, `UserCallableWrapper`):
+    it registers its own plain-text handlers for its 503 exceptions. Serve's handler itself is used."""
+    serve = SimpleNamespace(service_unavailable_exceptions=UserCallableWrapper.service_unavailable_exceptions)
+    for exc in serve.service_unavailable_exceptions:
+        app.add_exception_handler(exc, lambda _request, e: UserCallableWrapper.handle_exception(serve, e))
+    return app
+
+
+@pytest.mark.parametrize(
+    ("path", "type_", "title"),
+    [("/backpressure", "overloaded", "Service overloaded"), ("/unavailable", "unavailable", "Service unavailable")],
+)
+def test_serve_503s_stay_problems_after_serve_registers_its_handlers(path: str, type_: str, title: str) -> None:
+    with TestClient(serve_started(build_app()), raise_server_exceptions=False) as started:
+        response = started.get(path)
+    problem_body(response, 503, type_, title)
+    assert response.headers["retry-after"] == "7"
 
 
 def test_unexpected_error_is_a_500_problem_naming_the_request(

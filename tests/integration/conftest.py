@@ -76,7 +76,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
             "port": free_port(),
             "ingress": {"max_ongoing_requests": 8, "max_queued_requests": 8},
         },
-        "jobs": {"max_running": 2, "max_queued": 2},
+        # Keep-alives every 2 s, so the event-stream tests see them pass the Serve proxy within seconds.
+        "jobs": {"max_running": 2, "max_queued": 2, "events_keepalive_s": 2},
         "video": {"max_duration_s": 300, "max_upload_bytes": 20 * 1024**2},
         "security": {
             "auth": "required",

@@ -72,6 +72,17 @@ def test_archive_outputs_resume_and_redo(server: str, settings: Settings, archiv
         assert analysis.chunks[0].start_s == 0 and analysis.chunks[-1].end_s == pytest.approx(v["duration_s"])
         assert [c.index for c in analysis.chunks] == list(range(v["chunk_count"]))
 
+    # Megamind.avi has speech (its first audio packet is corrupt): a transcript Parquet, and the chunks'
+    # results carry the lines their prompts had. Videos without audio have no transcript.
+    said = read_rows(out, "transcripts")
+    megamind = next(v for v in ok if Path(v["path"]).name == "Megamind.avi")
+    assert {r["result_key"] for r in said} == {megamind["result_key"]}
+    assert "petty" in " ".join(r["text"] for r in said).lower()
+    analysis = VideoAnalysis.model_validate_json((out / "analyses" / f"{megamind['result_key']}.json").read_text())
+    assert analysis.transcript is not None and analysis.transcript.packets_skipped >= 1
+    assert [r["text"] for r in said] == [s.text for s in analysis.transcript.segments]
+    assert all(c.transcript and c.transcript_tokens > 0 for c in analysis.chunks)
+
     # Second run: nothing to infer, outputs unchanged.
     before = snapshot(out)
     second = run(str(archive_in), str(out), settings, OPTIONS)

