@@ -31,6 +31,7 @@ from data_jobs.store import ArchiveStore
 from serve_app.config import Settings
 from serve_app.flow import Speech
 from serve_app.schemas import AnalyzeOptions, ChunkPlan, ChunkResult, Transcript, VideoAnalysis, VideoInfo
+from serve_app.search import archive_index
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,7 @@ def run(input_spec: str, output: str, settings: Settings, options: dict[str, Any
     report.wall_s = time.perf_counter() - started
     result = report.as_dict()
     store.write_report(result)
+    archive_index(output, settings.search.cache_dir).refresh()  # `reelserve search --index OUT` finds its videos
     return result
 
 

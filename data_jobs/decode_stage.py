@@ -7,16 +7,18 @@ from typing import Any
 
 from serve_app.errors import ReelserveError
 from serve_app.schemas import ChunkPlan
+from serve_app.store.media import MediaCache, media_path
 from serve_app.video import decode_chunk
 
 
-def decode_row(item: dict[str, Any], *, threads: int = 0) -> dict[str, Any]:
-    """`map` UDF (a CPU task). Input columns: kind, local_path, plan_json."""
+def decode_row(item: dict[str, Any], *, cache: MediaCache, threads: int = 0) -> dict[str, Any]:
+    """`map` UDF (a CPU task, on any node). Input columns: kind, uri, plan_json. The task opens the URI
+    itself, on its node (`serve_app.store.media`): no path from the probe task's node."""
     if item["kind"] != "chunk":
         return item
     plan = ChunkPlan.model_validate_json(item["plan_json"])
     try:
-        sampled = decode_chunk(item["local_path"], plan, threads)
+        sampled = decode_chunk(media_path(item["uri"], cache), plan, threads)
     except ReelserveError as exc:  # one bad chunk is reported in its result, not fatal
         return {**item, "error": f"decode failed: {exc.detail}"}
     # Pickle (protocol 5) keeps the uint8 frames compact and shape-agnostic in Arrow blocks.

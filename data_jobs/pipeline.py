@@ -12,12 +12,14 @@ from data_jobs.infer_stage import InferStage
 from data_jobs.inputs import OVERRIDES, VideoInput
 from data_jobs.probe_stage import probe_row
 from serve_app.config import Settings
+from serve_app.store.media import MediaCache
 
 
 def build_pipeline(
     inputs: list[VideoInput], settings: Settings, options: dict[str, Any], output: str, vlm_app: str
 ) -> Dataset:
     data = settings.data
+    cache = MediaCache(settings.serve.media_cache_dir, settings.serve.media_cache_bytes)
     # Never wait silently for actors that cannot be scheduled (the 2-CPU deadlock in the Ray notes).
     DataContext.get_current().wait_for_min_actors_s = data.wait_for_actors_s
     items = [{"uri": i.uri, **{key: getattr(i, key) for key in OVERRIDES}} for i in inputs]
@@ -25,15 +27,16 @@ def build_pipeline(
     ds = ray.data.from_items(items, override_num_blocks=max(1, len(items)))
     ds = ds.flat_map(
         probe_row,
-        fn_kwargs={"video": settings.video, "asr": settings.asr, "options": options, "output": output},
+        fn_kwargs={"video": settings.video, "asr": settings.asr, "cache": cache, "options": options, "output": output},
         compute=TaskPoolStrategy(size=data.probe_tasks),
         num_cpus=data.probe_num_cpus,
     )
     ds = ds.map(
         decode_row,
-        fn_kwargs={"threads": settings.video.decode_threads},
+        fn_kwargs={"threads": settings.video.decode_threads, "cache": cache},
         compute=TaskPoolStrategy(size=data.decode_tasks),
         num_cpus=data.decode_num_cpus,
+        resources=data.decode_resources or None,
     )
     return ds.map_batches(
         InferStage,

@@ -12,18 +12,24 @@ from data_jobs.inputs import OVERRIDES
 from data_jobs.rows import row
 from data_jobs.store import ArchiveStore, result_key
 from serve_app.config import AsrSettings, VideoSettings
-from serve_app.errors import InvalidOptions, ReelserveError
+from serve_app.errors import InvalidOptions, ReelserveError, StoreNotShared
 from serve_app.flow import NO_SPEECH, Speech
 from serve_app.schemas import AnalyzeOptions, VideoInfo
 from serve_app.speech import shared_recognizer, transcribe_file
-from serve_app.store.files import local_path
+from serve_app.store.media import MediaCache, media_path
 from serve_app.video import chunking_options, file_sha256, plan_chunks, probe
 
 logger = logging.getLogger(__name__)
 
 
 def probe_row(
-    item: dict[str, Any], *, video: VideoSettings, asr: AsrSettings, options: dict[str, Any], output: str
+    item: dict[str, Any],
+    *,
+    video: VideoSettings,
+    asr: AsrSettings,
+    cache: MediaCache,
+    options: dict[str, Any],
+    output: str,
 ) -> list[dict]:
     """`flat_map` UDF (a CPU task). Input columns: uri, and the optional per-video overrides (`OVERRIDES`).
 
@@ -36,10 +42,10 @@ def probe_row(
     try:
         analyze = AnalyzeOptions.model_validate({**options, **overrides})
         fetch_started = time.perf_counter()
-        path = local_path(uri)
+        path = media_path(uri, cache)
         fetch_s = time.perf_counter() - fetch_started
         sha = file_sha256(path)  # once per file: the skip check and VideoInfo both use it
-    except (ValueError, OSError) as exc:  # bad per-video options, unreadable input
+    except (ValueError, OSError, StoreNotShared) as exc:  # bad per-video options, unreadable or unseen input
         # No content to hash: the key comes from the URI's hash (a URI itself has '/' and shared prefixes).
         key = result_key(hashlib.sha256(uri.encode()).hexdigest(), "unreadable")
         return [row(kind="failed", uri=uri, result_key=key, error=str(exc)[:2000])]
@@ -47,7 +53,6 @@ def probe_row(
     key = result_key(sha, analyze.model_dump_json() + chunking.model_dump_json())
     base = {
         "uri": uri,
-        "local_path": path,
         "result_key": key,
         "sha256": sha,
         "options_json": analyze.model_dump_json(),

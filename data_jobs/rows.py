@@ -11,8 +11,7 @@ from typing import Any
 
 COLUMNS: dict[str, str] = {
     "kind": "chunk | failed | skipped",
-    "uri": "the input as listed",
-    "local_path": "a node-local path PyAV can open",
+    "uri": "the input as listed (each task opens it on its own node)",
     "result_key": "content hash + options hash (the output file names)",
     "sha256": "content hash of the file (VideoInfo.video_id is its first 16 hex digits)",
     "n_chunks": "chunks planned for this video (None for failed/skipped)",

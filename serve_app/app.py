@@ -24,6 +24,7 @@ from serve_app.deployments.ingress import Ingress
 from serve_app.deployments.runner import JobRunner
 from serve_app.deployments.vlm import VLM
 from serve_app.http.auth import check_auth_configured
+from serve_app.store.media import MediaCache
 
 
 def inference_graph(settings: Settings) -> tuple[Application, Application]:
@@ -37,8 +38,9 @@ def build_graph(settings: Settings) -> Application:
     check_auth_configured(settings.security)  # fail here, not after the engine loaded, if no key is set
     serve, log = settings.serve, settings.logging_config()
     vlm, aggregator = inference_graph(settings)
-    chunker = Chunker.options(**serve.chunker.to_options(log)).bind(settings.video)
-    asr = ASR.options(**serve.asr.to_options(log)).bind(settings.asr) if settings.asr.enabled else None
+    cache = MediaCache(serve.media_cache_dir, serve.media_cache_bytes)
+    chunker = Chunker.options(**serve.chunker.to_options(log)).bind(settings.video, cache)
+    asr = ASR.options(**serve.asr.to_options(log)).bind(settings.asr, cache) if settings.asr.enabled else None
     runner = JobRunner.options(logging_config=log).bind(
         chunker, vlm, aggregator, asr, job_store_uri(settings), settings.jobs, settings.flow, settings.model.max_tokens
     )

@@ -19,6 +19,7 @@ import importlib.resources
 import ipaddress
 import logging
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -241,6 +242,11 @@ class DeploymentSettings(BaseModel):
         default_factory=AutoscalingSettings, description="Replica count bounds and how fast it follows load."
     )
     env_vars: dict[str, str] = Field(default_factory=dict, description="Environment variables of each replica.")
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources each replica needs, e.g. {'cpu_node': 0.01} to pin it to nodes that "
+        "declare the resource (`ray start --resources`).",
+    )
 
     def to_options(self, logging_config: dict[str, Any] | None = None) -> dict[str, Any]:
         """Keyword arguments for `Deployment.options()` (`logging_config`: `Settings.logging_config()`)."""
@@ -249,6 +255,8 @@ class DeploymentSettings(BaseModel):
             actor["memory"] = self.memory_bytes
         if self.env_vars:
             actor["runtime_env"] = {"env_vars": dict(self.env_vars)}
+        if self.resources:
+            actor["resources"] = dict(self.resources)
         return {
             "ray_actor_options": actor,
             "max_ongoing_requests": self.max_ongoing_requests,
@@ -328,7 +336,21 @@ class ServeSettings(BaseModel):
 
     host: str = Field(default="127.0.0.1", description="Bind address of the embedded local stack.")
     port: int = Field(default=8000, ge=0, le=65535, description="HTTP port of the embedded local stack.")
-    store_dir: Path = Field(default=DEFAULT_HOME / "store", description="Where uploads and downloads are kept.")
+    store_dir: Path = Field(
+        default=DEFAULT_HOME / "store",
+        description="The default store's folder (jobs.store_uri unset): fine on one machine; a cluster needs a "
+        "shared store_uri.",
+    )
+    media_cache_dir: Path = Field(
+        default=Path(tempfile.gettempdir()) / "reelserve-media-cache",
+        description="Node-local copies of object-store media (the chunks of a video decode from one download).",
+    )
+    media_cache_bytes: int = Field(
+        default=20 * 1024**3,
+        gt=0,
+        description="Most bytes of the node-local media cache; least recently used files are evicted first. "
+        "Ten times the largest upload by default.",
+    )
     url_timeout_s: float = Field(default=60, gt=0, description="Total time allowed to fetch a video URL.")
     ready_timeout_s: float = Field(default=5, gt=0, description="How long /readyz waits for the engine.")
     ingress: DeploymentSettings = Field(
@@ -483,6 +505,9 @@ class DataSettings(BaseModel):
     decode_num_cpus: float = Field(
         default=0.5, gt=0, description="Ray CPUs per chunk decode task; fractional so decode never starves Serve."
     )
+    decode_resources: dict[str, float] = Field(
+        default_factory=dict, description="Custom Ray resources per decode task (pins decoding to some nodes)."
+    )
     infer_actors: int = Field(default=1, ge=1, description="Actors that send chunks to the VLM deployment.")
     infer_batch_size: int = Field(
         default=8, ge=1, description="Chunks an actor keeps in flight at once; vLLM batches them together."
@@ -494,6 +519,22 @@ class DataSettings(BaseModel):
     job_app_name: str = Field(
         default="reelserve-archive",
         description="Serve app the job deploys (VLM only) when no reelserve app is running; removed at the end.",
+    )
+
+
+class SearchSettings(BaseModel):
+    """Search across processed videos (`GET /v1/search`, `reelserve search`; serve_app.search)."""
+
+    archive_uris: list[str] = Field(
+        default_factory=list,
+        description="Archive job outputs (OUT folders or URIs) that `GET /v1/search` covers besides the job "
+        "store's results. None by default: the API knows no archive until told; `reelserve search --index OUT` "
+        "searches one without a server.",
+    )
+    cache_dir: Path = Field(
+        default=DEFAULT_HOME / "search-cache",
+        description="Where the index is kept when the results are in an object store (SQLite needs a local "
+        "file; a local store keeps it next to the results): per user, surviving reboots, rebuilt when lost.",
     )
 
 
@@ -597,6 +638,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = Field(default_factory=JobSettings, description=JobSettings.__doc__)
     flow: FlowSettings = Field(default_factory=FlowSettings, description="Chunks in flight and the retry policy.")
     asr: AsrSettings = Field(default_factory=AsrSettings, description=AsrSettings.__doc__)
+    search: SearchSettings = Field(default_factory=SearchSettings, description=SearchSettings.__doc__)
     app_name: str = Field(default="reelserve", description="Serve application name.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of every deployment's replicas (Ray Serve `logging_config`)."

@@ -13,6 +13,7 @@
     │   └── VideoTooLong              422  video-too-long
     ├── UnsupportedCodec              415  unsupported-codec
     ├── InvalidOptions                422  invalid-options
+    ├── InvalidQuery                  422  invalid-query      (a search query: empty, too long, nothing to find)
     ├── JobNotFound                   404  job-not-found
     ├── JobConflict                   409  job-conflict       (no result yet, already finished)
     ├── Overloaded                    503  overloaded         (job queue full)
@@ -91,6 +92,12 @@ class InvalidOptions(ReelserveError):
     status, type, title = 422, "invalid-options", "Invalid analysis options"
 
 
+class InvalidQuery(ReelserveError):
+    """A search query (`GET /v1/search?q=`) that cannot be searched; serve_app.search.query has the syntax."""
+
+    status, type, title = 422, "invalid-query", "Invalid search query"
+
+
 class JobNotFound(ReelserveError):
     status, type, title = 404, "job-not-found", "No such job"
 
@@ -115,3 +122,9 @@ class SpeechModelMissing(ReelserveError):
     """The configured speech model is absent or damaged: a deployment fault, never retried."""
 
     status, type, title = 500, "speech-model", "Speech model unavailable"
+
+
+class StoreNotShared(ReelserveError):
+    """A replica cannot see media the store holds: the store is node-local (a deployment fault)."""
+
+    status, type, title = 503, "store-not-shared", "The media store is not shared by every node"

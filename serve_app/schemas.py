@@ -432,3 +432,33 @@ class StoredChunk(BaseModel):
 
     epoch: str
     result: ChunkResult
+
+
+#: What a search hit matched: a timeline entry, text seen on screen (a chunk's `visible_text`, UI labels), the
+#: rest of a chunk's answer (scene, activity, ... or its free text), or a transcript segment.
+SearchKind = Literal["timeline", "screen_text", "chunk", "speech"]
+
+
+class SearchHit(BaseModel):
+    """One moment of one processed video that matches a search (`GET /v1/search`)."""
+
+    video_id: str = Field(description="The video's content-hash id (`VideoInfo.video_id`).")
+    start_s: float = Field(ge=0, description="Start of the matching moment, video clock.")
+    end_s: float = Field(ge=0, description="End of the matching moment, video clock.")
+    kind: SearchKind
+    snippet: str = Field(description="The matching text around the match, matched terms «marked», cuts as '…'.")
+    score: float = Field(description="BM25 relevance (higher is better; hits are sorted by it).")
+    source: Literal["job", "archive"] = Field(description="Where the result is: a job's, or an archive output's.")
+    job_id: str | None = Field(default=None, description="The job whose result this is (source 'job').")
+    result_key: str | None = Field(default=None, description="The archive output's result key (source 'archive').")
+    link: str = Field(
+        description="The moment: the result's URL or URI with a media fragment `#t=<start>,<end>` (jobs: "
+        "`/v1/jobs/<id>/result#t=...`, relative to the API; archives: `<OUT>/analyses/<key>.json#t=...`)."
+    )
+
+
+class SearchResults(BaseModel):
+    query: str = Field(description="The query as given.")
+    match: str = Field(description="The FTS5 expression it was translated to (serve_app.search.query).")
+    results_indexed: int = Field(ge=0, description="Processed results the index covers.")
+    hits: list[SearchHit]

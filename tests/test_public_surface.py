@@ -41,6 +41,19 @@ PACKAGE_ALL: dict[str, list[str]] = {
         "timeline_text",
     ],
     "serve_app.engine": ["Engine", "create_engine"],
+    "serve_app.search": [
+        "ArchiveResults",
+        "DEFAULT_LIMIT",
+        "JobResults",
+        "MAX_LIMIT",
+        "Passage",
+        "QUERY_HELP",
+        "SearchIndex",
+        "archive_index",
+        "online_index",
+        "passages",
+        "to_match",
+    ],
     "serve_app.speech": [
         "AudioTrack",
         "Recognizer",
@@ -134,7 +147,8 @@ MODULE_ALL: dict[str, list[str]] = {
 
 #: Modules without `__all__`: the public classes and functions they define.
 MODULE_DEFINES: dict[str, list[str]] = {
-    "serve_app.store.files": ["FileStore", "local_path", "resolve", "to_uri"],
+    "serve_app.store.files": ["FileStore", "resolve", "to_uri"],
+    "serve_app.store.media": ["MediaCache", "is_local", "media_path"],
     "serve_app.store.jobs": ["JobStore", "new_job_id"],
     "serve_app.devtools.cpu_profile": ["apply", "main", "patch_torchvision"],
     "serve_app.devtools.meeting": [

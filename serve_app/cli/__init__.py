@@ -1,4 +1,4 @@
-"""The `reelserve` command: analyze, jobs, serve, archive, demo, k8s, make-tiny-model, fix-cpu-install."""
+"""The `reelserve` command: analyze, jobs, search, serve, archive, demo, k8s, make-tiny-model, fix-cpu-install."""
 
 from __future__ import annotations
 
@@ -266,6 +266,50 @@ def archive(
     argv += ["--address", address] if address else []
     argv += ["--config", str(config)] if config else []
     archive_main(argv)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help='Words (all must appear), "a phrase", prefix*, a OR b.')],
+    server: Annotated[str | None, typer.Option(help="Base URL of a running reelserve (GET /v1/search).")] = None,
+    index: Annotated[
+        str | None,
+        typer.Option(
+            "--index",
+            metavar="OUT",
+            help="An archive output folder or URI to search here, no server (its index is refreshed first).",
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100, help="Most hits.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the SearchResults JSON.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Search processed videos: a server's jobs (and the archives it is configured with), or one archive."""
+    from serve_app.cli.client import ApiError
+    from serve_app.cli.client import search as search_on
+    from serve_app.errors import InvalidQuery
+
+    if (server is None) == (index is None):
+        console.print("[red]error[/red] give one of --server URL (a running reelserve) or --index OUT (an archive)")
+        raise typer.Exit(2)
+    try:
+        if server is not None:
+            found = search_on(server, query, limit)
+        else:
+            from serve_app.search import archive_index
+
+            found = archive_index(index, _load_config(config).settings().search.cache_dir).search(query, limit)
+    except (ApiError, InvalidQuery) as exc:
+        console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from None
+    if as_json:
+        print(found.model_dump_json(indent=2))
+        return
+    for hit in found.hits:
+        when = f"[{hit.start_s:6.1f}-{hit.end_s:6.1f}s]"
+        print(f"{hit.score:6.2f}  {hit.video_id}  {when}  {hit.kind:<11}  {hit.snippet}")
+        print(f"        {hit.link}")
+    console.print(f"{len(found.hits)} hit(s) in {found.results_indexed} processed result(s) for {found.match}")
 
 
 @app.command("make-tiny-model")

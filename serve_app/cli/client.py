@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 from httpx_sse import SSEError, connect_sse
 
-from serve_app.schemas import AnalyzeOptions, Job, JobList, VideoAnalysis
+from serve_app.schemas import AnalyzeOptions, Job, JobList, SearchResults, VideoAnalysis
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +124,14 @@ def job_result(server: str, job_id: str, api_key: str | None = None) -> VideoAna
         response = client.get(f"{_base(server)}/v1/jobs/{job_id}/result")
     _raise_for_problem(response)
     return VideoAnalysis.model_validate(response.json())
+
+
+def search(server: str, query: str, limit: int = 20, api_key: str | None = None) -> SearchResults:
+    """`GET /v1/search`: the processed videos' best passages for `query` (serve_app.search.query's syntax)."""
+    with http_client(60, api_key) as client:
+        response = client.get(f"{_base(server)}/v1/search", params={"q": query, "limit": limit})
+    _raise_for_problem(response)
+    return SearchResults.model_validate(response.json())
 
 
 JOB_EVENTS = frozenset({"chunk", "progress", "result", "end"})

@@ -28,7 +28,8 @@ from serve_app.http.auth import PUBLIC_PATHS, load_api_keys
 from serve_app.http.fetch import UrlPolicy
 from serve_app.http.intake import ANALYZE_BODY, Intake, receive_video
 from serve_app.http.problems import PROBLEM_RESPONSES, install_problem_handlers
-from serve_app.schemas import Job, JobList, VideoAnalysis
+from serve_app.schemas import Job, JobList, SearchResults, VideoAnalysis
+from serve_app.search import DEFAULT_LIMIT, MAX_LIMIT, QUERY_HELP, online_index
 from serve_app.speech.transcript import to_srt, to_webvtt
 from serve_app.store.jobs import JobStore
 
@@ -84,12 +85,17 @@ class Ingress:
             install_loopback_guard()
         self.api_keys = load_api_keys(settings.security)  # None only if auth is explicitly disabled
         self.url_policy = UrlPolicy.from_settings(settings.security)
-        self.media_dir = settings.serve.store_dir / "media"
-        self.media_dir.mkdir(parents=True, exist_ok=True)
         self.jobs = JobStore(job_store_uri(settings))
 
     async def _check_schema(self, schema: dict[str, Any]) -> None:
         await self.vlm.check_schema.remote(schema)
+
+    async def _stage(self, request: Request, upload: str) -> tuple[Intake, float, str]:
+        """Take the request's video in, onto the shared store: (intake, fetch_s, its store URI). Every
+        replica it is handed to opens that URI on its own node; nothing gets a path on this one."""
+        dest = self.jobs.upload_dest(upload)
+        intake, fetch_s = await self._intake(request, dest)
+        return intake, fetch_s, await asyncio.to_thread(self.jobs.stage_upload, upload, dest)
 
     async def _intake(self, request: Request, dest: Any) -> tuple[Intake, float]:
         started = time.perf_counter()
@@ -121,11 +127,11 @@ class Ingress:
     )
     async def analyze(self, request: Request) -> VideoAnalysis:
         started_at = time.time()
-        path = self.media_dir / uuid.uuid4().hex
+        upload = uuid.uuid4().hex
         speech: asyncio.Task[Speech] | None = None
         try:
-            intake, fetch_s = await self._intake(request, path)
-            options, media = intake.options, str(path)
+            intake, fetch_s, media = await self._stage(request, upload)
+            options = intake.options
             info, plans, probe_s = await plan_video(self.chunker, media, options)
             task = options.to_chunk_task(info.video_id, self.settings.model.max_tokens)
             logger.info("video %s: %.1fs, %d chunks, mode %s", info.video_id, info.duration_s, len(plans), options.mode)
@@ -144,7 +150,7 @@ class Ingress:
         finally:
             if speech is not None:
                 speech.cancel()  # the client went away or the request failed: stop transcribing
-            path.unlink(missing_ok=True)
+            await asyncio.to_thread(self.jobs.delete_upload, upload)
 
     # -- async jobs ------------------------------------------------------------
     @api.post(
@@ -170,18 +176,18 @@ class Ingress:
             if job is None:
                 raise JobConflict("a request with this Idempotency-Key is still being taken in; retry later")
             return JSONResponse(job.model_dump(mode="json"), status_code=200, headers={"Location": job.links["self"]})
-        path = self.media_dir / uuid.uuid4().hex
+        upload = uuid.uuid4().hex
         try:
             await asyncio.to_thread(store.check_capacity, jobs)  # cheap refusal before reading the upload
-            intake, fetch_s = await self._intake(request, path)
-            info, plans, probe_s = await plan_video(self.chunker, str(path), intake.options)
+            intake, fetch_s, media = await self._stage(request, upload)
+            info, plans, probe_s = await plan_video(self.chunker, media, intake.options)
             job_id = await asyncio.to_thread(store.reserve, jobs)  # the capacity bound, across replicas
             try:
                 if idempotency_key:
                     await asyncio.to_thread(store.bind_key, principal, idempotency_key, job_id)
                 timings = {"fetch_s": fetch_s, "probe_s": probe_s}
                 job = await asyncio.to_thread(
-                    store.create, path, intake.options, intake.source, info, plans, timings, job_id
+                    store.create, upload, intake.options, intake.source, info, plans, timings, job_id
                 )
             except BaseException:
                 await asyncio.to_thread(store.release, job_id)
@@ -191,7 +197,7 @@ class Ingress:
                 await asyncio.to_thread(store.release_key, principal, idempotency_key)
             raise
         finally:
-            path.unlink(missing_ok=True)
+            await asyncio.to_thread(store.delete_upload, upload)  # moved into the job, or a failed intake
         self.runner.wake.remote()
         logger.info("job %s queued: video %s, %.1fs, %d chunks", job.id, info.video_id, info.duration_s, len(plans))
         return JSONResponse(job.model_dump(mode="json"), status_code=202, headers={"Location": job.links["self"]})
@@ -282,3 +288,19 @@ class Ingress:
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
+
+    # -- search ------------------------------------------------------------------
+    @api.get(
+        "/v1/search",
+        summary="Search the processed videos (timelines, screen text, chunk answers, transcripts), best first",
+        response_model=SearchResults,
+        responses=PROBLEM_RESPONSES,
+    )
+    async def search(
+        self,
+        q: str = Query(default="", description=QUERY_HELP),
+        limit: int = Query(default=DEFAULT_LIMIT, ge=1, le=MAX_LIMIT),
+    ) -> SearchResults:
+        """serve_app.search has the syntax and the index; a bad query is a 422 (invalid-query). In a thread:
+        the index (opened on first use) first takes in the results that are new in the store."""
+        return await asyncio.to_thread(lambda: online_index(self.settings).search(q, limit))

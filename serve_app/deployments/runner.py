@@ -26,7 +26,6 @@ from ray.serve.handle import DeploymentHandle
 from serve_app.config import FlowSettings, JobSettings
 from serve_app.flow import Speech, graph_chunk_call, infer_chunks, start_transcript
 from serve_app.schemas import ChunkPlan, ChunkResult, Job, JobProgress
-from serve_app.store.files import local_path
 from serve_app.store.jobs import JobStore
 
 logger = logging.getLogger(__name__)
@@ -208,7 +207,7 @@ class JobRunner:
                 progress=progress.snapshot(),  # also counts a chunk stored just before a crash
             )
             logger.info("job %s: %d/%d chunks already done (attempt %d)", job.id, len(done), len(plans), job.attempts)
-            media = await asyncio.to_thread(local_path, self.store.media_uri(job.id))
+            media = self.store.media_uri(job.id)  # opened by the Chunker / ASR replica, on its own node
             task = job.request.to_chunk_task(info.video_id, self.default_max_tokens)
             speech = start_transcript(self.asr, media, info, job.request, self.flow)
             lock = self._writes(job.id)

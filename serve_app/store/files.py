@@ -8,21 +8,18 @@ outputs (data_jobs.store).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 
 logger = logging.getLogger(__name__)
-
-CACHE_DIR = Path(tempfile.gettempdir()) / "reelserve-media-cache"
 
 
 def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
@@ -31,7 +28,7 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
         return pafs.LocalFileSystem(), str(Path(uri).expanduser().resolve())
     try:
         return pafs.FileSystem.from_uri(uri)
-    except pafs.ArrowInvalid:
+    except pa.ArrowInvalid:  # a scheme pyarrow has no filesystem for
         import fsspec  # gs://, az://, ... through fsspec when pyarrow has no native support
 
         fs, path = fsspec.core.url_to_fs(uri)
@@ -40,21 +37,6 @@ def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
 
 def to_uri(fs: pafs.FileSystem, path: str) -> str:
     return path if isinstance(fs, pafs.LocalFileSystem) else f"{fs.type_name}://{path}"
-
-
-def local_path(uri: str) -> str:
-    """A path PyAV can open: local files as they are, remote objects cached on this node."""
-    if "://" not in uri or uri.startswith("file://"):
-        return uri.removeprefix("file://")
-    target = CACHE_DIR / hashlib.sha256(uri.encode()).hexdigest()
-    if not target.exists():
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        fs, path = resolve(uri)
-        partial = target.with_name(f"{target.name}.{uuid.uuid4().hex}.part")
-        with fs.open_input_stream(path) as src, partial.open("wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        partial.rename(target)
-    return str(target)
 
 
 class FileStore:
@@ -139,6 +121,12 @@ class FileStore:
             return
         with source.open("rb") as src:
             self.publish(key, lambda out: shutil.copyfileobj(src, out, 1 << 20))
+
+    def move(self, source: str, target: str) -> None:
+        """Move `source` to `target` within the store (a rename locally; copy + delete on object stores)."""
+        path = self.path(target)
+        self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+        self.fs.move(self.path(source), path)
 
     def list(self, prefix: str) -> list[str]:
         """Keys of the files directly under `prefix` (no temporaries), sorted."""

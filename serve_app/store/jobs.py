@@ -9,6 +9,12 @@
     <store>/active/<id>                 the small index of jobs not finished yet (queued or running)
     <store>/slots/<k>                   capacity slot k (below max_running + max_queued): {job_id, since}
     <store>/idempotency/<principal>/<sha256(key)>   the claim of an Idempotency-Key: {job_id, claimed_at}
+    <store>/uploads/<id>                a request's video while it is taken in (and, for /v1/analyze,
+                                        analysed); moved to the job's media, or deleted when the request ends
+
+Media is only ever handed on as a store URI (`media_uri`, `stage_upload`): the replica or task that
+decodes it opens it on its own node (serve_app.store.media). So the store must be one every node
+shares — an object store, or a folder mounted at the same path on every node.
 
 Job ids start with the creation time in hex, so listing order is creation
 order. Pure library (no Ray): the Serve deployments hold a `JobStore`.
@@ -33,6 +39,8 @@ import itertools
 import json
 import logging
 import random
+import re
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -43,6 +51,7 @@ from serve_app.schemas import AnalyzeOptions, ChunkPlan, ChunkResult, Job, Store
 from serve_app.store.files import FileStore
 
 logger = logging.getLogger(__name__)
+_UPLOAD_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex: never a path from outside
 
 RESERVE_TRIES = 8  # attempts at a free slot before a request full of races gives up (503, retried)
 
@@ -180,7 +189,7 @@ class JobStore:
 
     def create(
         self,
-        media: Path,
+        upload: str,
         options: AnalyzeOptions,
         source: str,
         info: VideoInfo,
@@ -188,10 +197,10 @@ class JobStore:
         timings: dict[str, float],
         job_id: str | None = None,
     ) -> Job:
-        """A new queued job: its media (moved into the store), plan, and record (written last: it makes the
-        job visible to the runner). `job_id`: the id `reserve` (and an Idempotency-Key claim) gave it."""
+        """A new queued job: its media (the staged `upload`, moved), plan, and record (written last: it makes
+        the job visible to the runner). `job_id`: the id `reserve` (and an Idempotency-Key claim) gave it."""
         job_id = job_id or new_job_id()
-        self.put_media(job_id, media)
+        self.files.move(self._upload_key(upload), self._key(job_id, "media"))
         self.save_plan(job_id, info, plans, timings)
         now = time.time()
         base = f"/v1/jobs/{job_id}"
@@ -213,8 +222,36 @@ class JobStore:
         self.release(job_id)
 
     # -- inputs ----------------------------------------------------------------
-    def put_media(self, job_id: str, source: Path) -> None:
-        self.files.put_file(self._key(job_id, "media"), source)
+    @staticmethod
+    def _upload_key(upload: str) -> str:
+        if not _UPLOAD_ID.fullmatch(upload):
+            raise ValueError(f"bad upload id {upload!r}")
+        return f"uploads/{upload}"
+
+    def upload_dest(self, upload: str) -> Path:
+        """Where a request's video is written as it streams in: in the store itself when the store is a
+        folder (shared by every node, or one machine), else a node-local temporary file that
+        `stage_upload` copies to the store."""
+        if self.files.local:
+            dest = Path(self.files.path(self._upload_key(upload)))
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            return dest
+        return Path(tempfile.gettempdir()) / f"reelserve-upload-{upload}"
+
+    def stage_upload(self, upload: str, received: Path) -> str:
+        """The store URI of the received upload (copied to an object store, then the local copy removed)."""
+        key = self._upload_key(upload)
+        if not self.files.local:
+            try:
+                self.files.put_file(key, received)
+            finally:
+                received.unlink(missing_ok=True)
+        return self.files.uri_of(key)
+
+    def delete_upload(self, upload: str) -> None:
+        self.files.delete(self._upload_key(upload))
+        if not self.files.local:
+            self.upload_dest(upload).unlink(missing_ok=True)
 
     def media_uri(self, job_id: str) -> str:
         return self.files.uri_of(self._key(job_id, "media"))
@@ -261,11 +298,15 @@ class JobStore:
     def load_chunks(self, job_id: str) -> list[StoredChunk]:
         return [self.load_chunk(key) for key in self.chunk_keys(job_id)]
 
+    def result_key(self, job_id: str) -> str:
+        """The store key of a job's result (the search index stats these to see what is new)."""
+        return self._key(job_id, "result.json")
+
     def save_result(self, job_id: str, analysis: VideoAnalysis) -> None:
-        self.files.write_bytes(self._key(job_id, "result.json"), analysis.model_dump_json().encode())
+        self.files.write_bytes(self.result_key(job_id), analysis.model_dump_json().encode())
 
     def load_result(self, job_id: str) -> VideoAnalysis | None:
-        key = self._key(job_id, "result.json")
+        key = self.result_key(job_id)
         if not self.files.exists(key):
             return None
         return VideoAnalysis.model_validate_json(self.files.read_bytes(key))

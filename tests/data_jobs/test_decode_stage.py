@@ -7,6 +7,7 @@ time it claims (`read_frame_index`). `decode_row` is a plain function (a Ray Dat
 from __future__ import annotations
 
 import pickle
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from data_jobs.probe_stage import probe_row
 from serve_app.config import AsrSettings, VideoSettings
 from serve_app.devtools.synthetic import read_frame_index
 from serve_app.schemas import ChunkPlan
+from serve_app.store.media import MediaCache
 from serve_app.video import SampledChunk
 
 if TYPE_CHECKING:
@@ -25,16 +27,19 @@ if TYPE_CHECKING:
 
 VIDEO = VideoSettings()
 ASR = AsrSettings(model="tiny.en")  # the fast bundled model: these tests are about rows, not accuracy
+CACHE = MediaCache(Path(tempfile.gettempdir()) / "reelserve-test-media-cache", 1 << 30)
 
 
 def chunk_rows(path: Path, out: Path, **options: Any) -> list[dict[str, Any]]:
-    rows = probe_row({"uri": str(path)}, video=VIDEO, asr=ASR, options={"chunk_s": 4, **options}, output=str(out))
+    rows = probe_row(
+        {"uri": str(path)}, video=VIDEO, asr=ASR, cache=CACHE, options={"chunk_s": 4, **options}, output=str(out)
+    )
     assert rows and all(r["kind"] == "chunk" for r in rows), rows
     return rows
 
 
 def sampled(row: dict[str, Any]) -> SampledChunk:
-    out = decode_row(row, threads=VIDEO.decode_threads)
+    out = decode_row(row, cache=CACHE, threads=VIDEO.decode_threads)
     assert out["error"] is None, out["error"]
     assert isinstance(out["payload"], bytes)
     assert {k: v for k, v in out.items() if k != "payload"} == {k: v for k, v in row.items() if k != "payload"}
@@ -78,13 +83,15 @@ def test_non_chunk_rows_pass_through_unchanged(cfr_mp4: Clip, tmp_path: Path) ->
     out = tmp_path / "out"
     notes = tmp_path / "notes.txt"
     notes.write_text("this is not a video\n" * 100)
-    failed = probe_row({"uri": str(notes)}, video=VIDEO, asr=ASR, options={}, output=str(out))
-    missing = probe_row({"uri": str(tmp_path / "missing.mp4")}, video=VIDEO, asr=ASR, options={}, output=str(out))
+    failed = probe_row({"uri": str(notes)}, video=VIDEO, asr=ASR, cache=CACHE, options={}, output=str(out))
+    missing = probe_row(
+        {"uri": str(tmp_path / "missing.mp4")}, video=VIDEO, asr=ASR, cache=CACHE, options={}, output=str(out)
+    )
     skipped = {**chunk_rows(cfr_mp4.path, out)[0], "kind": "skipped", "plan_json": None}
     for row in (*failed, *missing, skipped):
         assert row["kind"] in ("failed", "skipped")
         copy = dict(row)
-        assert decode_row(row) == copy and row == copy
+        assert decode_row(row, cache=CACHE) == copy and row == copy
 
 
 def test_a_chunk_past_the_end_of_the_data_reports_a_decode_failure(faststart_mp4: Clip, tmp_path: Path) -> None:
@@ -93,13 +100,13 @@ def test_a_chunk_past_the_end_of_the_data_reports_a_decode_failure(faststart_mp4
     data = faststart_mp4.path.read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: len(data) // 2])
-    outcomes = [decode_row({**row, "local_path": str(cut)}, threads=1) for row in rows]
+    outcomes = [decode_row({**row, "uri": str(cut)}, cache=CACHE, threads=1) for row in rows]
     first, last = outcomes[0], outcomes[-1]
     assert first["error"] is None and first["payload"] is not None  # the data before the cut still decodes
     check_frames(pickle.loads(first["payload"]), ChunkPlan.model_validate_json(rows[0]["plan_json"]), faststart_mp4)
     assert last["payload"] is None and last["error"].startswith("decode failed:"), last["error"]
     assert "truncated or corrupt" in last["error"]
-    assert last == {**rows[-1], "local_path": str(cut), "error": last["error"]}, "only the error is added"
+    assert last == {**rows[-1], "uri": str(cut), "error": last["error"]}, "only the error is added"
 
 
 def test_a_chunk_beyond_the_video_has_no_stale_frames(cfr_mp4: Clip, tmp_path: Path) -> None:
@@ -108,6 +115,6 @@ def test_a_chunk_beyond_the_video_has_no_stale_frames(cfr_mp4: Clip, tmp_path: P
     beyond = plan.model_copy(
         update={"index": 9, "start_s": 30.0, "end_s": 34.0, "core_start_s": 30.0, "core_end_s": 34.0}
     )
-    out = decode_row({**row, "plan_json": beyond.model_dump_json()})
+    out = decode_row({**row, "plan_json": beyond.model_dump_json()}, cache=CACHE)
     assert out["payload"] is None and out["error"].startswith("decode failed:"), out["error"]
     assert "no frame decodes in [30.00, 34.00] s" in out["error"]

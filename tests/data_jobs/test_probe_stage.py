@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from data_jobs.store import ArchiveStore
 from serve_app.config import AsrSettings, VideoSettings
 from serve_app.devtools.synthetic import write_audio_only
 from serve_app.schemas import AnalysisStats, AnalyzeOptions, ChunkPlan, ChunkResult, VideoAnalysis, VideoInfo
+from serve_app.store.media import MediaCache
 from serve_app.video import chunking_options, plan_chunks, probe
 
 if TYPE_CHECKING:
@@ -26,15 +28,16 @@ if TYPE_CHECKING:
 
 VIDEO = VideoSettings()
 ASR = AsrSettings(model="tiny.en")  # the fast bundled model: these tests are about rows, not accuracy
+CACHE = MediaCache(Path(tempfile.gettempdir()) / "reelserve-test-media-cache", 1 << 30)
 OPTIONS: dict[str, Any] = {"mode": "describe", "chunk_s": 4}  # the 10 s clip -> 3 chunks
 # Columns every chunk row of one video shares (the finisher reads them from the first row).
-PER_VIDEO = ("uri", "local_path", "result_key", "sha256", "n_chunks", "info_json", "options_json", "timings_json")
+PER_VIDEO = ("uri", "result_key", "sha256", "n_chunks", "info_json", "options_json", "timings_json")
 
 
 def probe_rows(
     uri: str | Path, out: Path, options: dict[str, Any] = OPTIONS, video: VideoSettings = VIDEO, **item: Any
 ) -> list[dict[str, Any]]:
-    return probe_row({"uri": str(uri), **item}, video=video, asr=ASR, options=options, output=str(out))
+    return probe_row({"uri": str(uri), **item}, video=video, asr=ASR, cache=CACHE, options=options, output=str(out))
 
 
 def sha256_of(path: Path) -> str:
@@ -62,7 +65,7 @@ def test_a_good_clip_gives_one_chunk_row_per_planned_chunk(cfr_mp4: Clip, tmp_pa
 
     sha = sha256_of(cfr_mp4.path)
     first = rows[0]
-    assert first["uri"] == first["local_path"] == str(cfr_mp4.path)
+    assert first["uri"] == str(cfr_mp4.path)
     assert first["sha256"] == sha and first["n_chunks"] == len(rows)
     assert first["result_key"].startswith(sha[:16] + "-")
     assert VideoInfo.model_validate_json(first["info_json"]) == info and info.sha256 == sha
@@ -77,10 +80,10 @@ def test_a_good_clip_gives_one_chunk_row_per_planned_chunk(cfr_mp4: Clip, tmp_pa
         assert r["payload"] is None and r["result_json"] is None and r["error"] is None
 
 
-def test_a_file_uri_is_read_from_its_local_path(cfr_mp4: Clip, tmp_path: Path) -> None:
+def test_a_file_uri_is_read_from_its_path(cfr_mp4: Clip, tmp_path: Path) -> None:
     rows = probe_rows(f"file://{cfr_mp4.path}", tmp_path / "out")
     assert len(rows) == 3 and all(r["kind"] == "chunk" for r in rows)
-    assert rows[0]["uri"] == f"file://{cfr_mp4.path}" and rows[0]["local_path"] == str(cfr_mp4.path)
+    assert rows[0]["uri"] == f"file://{cfr_mp4.path}"  # each task opens the URI on its node
     assert rows[0]["result_key"] == probe_rows(cfr_mp4.path, tmp_path / "out")[0]["result_key"]
 
 
@@ -126,7 +129,7 @@ def test_a_manifest_override_lands_in_the_options(cfr_mp4: Clip, tmp_path: Path)
 def test_an_unreadable_path_gives_one_failed_row(tmp_path: Path) -> None:
     missing = tmp_path / "in" / "missing.mp4"
     row = only(probe_rows(missing, tmp_path / "out"), "failed")
-    assert row["uri"] == str(missing) and "No such file" in row["error"]
+    assert row["uri"] == str(missing) and "does not exist on node" in row["error"]
     assert row["result_key"] and row["sha256"] is None and not row["n_chunks"] and row["plan_json"] is None
     folder = only(probe_rows(tmp_path, tmp_path / "out"), "failed")
     assert folder["error"] and folder["sha256"] is None
@@ -176,7 +179,7 @@ def test_a_bad_file_gives_one_failed_row_with_the_reason(
     sha = sha256_of(path)
     # Read and hashed, so the failure is recorded under the file's own key.
     assert row["sha256"] == sha and row["result_key"].startswith(sha[:16] + "-")
-    assert row["uri"] == row["local_path"] == str(path) and row["options_json"]
+    assert row["uri"] == str(path) and row["options_json"]
     assert not row["n_chunks"] and row["plan_json"] is None and row["info_json"] is None
 
 
@@ -208,7 +211,7 @@ def test_a_video_complete_in_the_output_gives_one_skipped_row(cfr_mp4: Clip, tmp
 
     row = only(probe_rows(cfr_mp4.path, out), "skipped")
     assert row["result_key"] == key and row["sha256"] == first[0]["sha256"]
-    assert row["uri"] == row["local_path"] == str(cfr_mp4.path)
+    assert row["uri"] == str(cfr_mp4.path)
     assert row["options_json"] == first[0]["options_json"]
     assert not row["n_chunks"] and row["plan_json"] is None and row["error"] is None
 
