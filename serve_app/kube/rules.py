@@ -131,6 +131,40 @@ def _check_api_keys(where: str, serve_doc: dict[str, Any], cluster: dict[str, An
     ]
 
 
+def _volume_claim_at(template: dict[str, Any], path: PurePosixPath) -> bool:
+    """The Ray container mounts a PersistentVolumeClaim at `path` or a folder above it."""
+    spec = template.get("spec") or {}
+    claims = {v.get("name") for v in spec.get("volumes") or [] if v.get("persistentVolumeClaim")}
+    pod_containers = containers(template)
+    for mount in (pod_containers[0].get("volumeMounts") or []) if pod_containers else []:
+        mount_path = PurePosixPath(str(mount.get("mountPath", "")))
+        if mount.get("name") in claims and (path == mount_path or mount_path in path.parents):
+            return True
+    return False
+
+
+def _check_shared_store(where: str, serve_doc: dict[str, Any], cluster: dict[str, Any]) -> list[str]:
+    """Several pods need one store: replicas hand media and job records to each other as store URIs."""
+    if not cluster.get("workerGroupSpecs"):
+        return []
+    store = validate_settings(serve_doc["applications"][0].get("args") or {}).jobs.store_uri
+    if store is None:
+        return [
+            f"{where}: a multi-node cluster needs a shared store, but serveConfigV2 sets no jobs.store_uri (each "
+            "pod would keep its own job store and uploads); set an object-store URI or an RWX volume's mount path "
+            "in serve-overrides.yaml"
+        ]
+    if "://" in store and not store.startswith("file://"):
+        return []  # an object store: every pod reaches the same one
+    path = PurePosixPath(store.removeprefix("file://"))
+    return [
+        f"{where} group {group_name}: may run replicas but does not mount a PersistentVolumeClaim at {path} "
+        "(jobs.store_uri): a node-local folder is not a shared store"
+        for group_name, template in pod_templates(cluster)
+        if _can_run_replicas(cluster, group_name) and not _volume_claim_at(template, path)
+    ]
+
+
 def check_operator_rules(docs: list[dict[str, Any]]) -> list[str]:
     """KubeRay's own checks (and ours) that `openAPIV3Schema` cannot express; [] when all hold."""
     problems: list[str] = []
@@ -152,6 +186,7 @@ def check_operator_rules(docs: list[dict[str, Any]]) -> list[str]:
             else:
                 problems += _check_serve_capacity(where, serve_doc, cluster or {})
                 problems += _check_api_keys(where, serve_doc, cluster or {})
+                problems += _check_shared_store(where, serve_doc, cluster or {})
         if kind == "RayJob":
             has_selector, has_spec = bool(spec.get("clusterSelector")), bool(spec.get("rayClusterSpec"))
             if has_selector == has_spec:

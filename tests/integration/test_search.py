@@ -45,7 +45,8 @@ def test_what_was_said_finds_the_video_at_its_moment(
     job_id, analysis = processed
     found = search(http, "quarterly budget")
     mine = [h for h in found.hits if h.job_id == job_id]
-    assert mine and found.results_indexed >= 1, found
+    heard = [s.text for s in analysis.transcript.segments] if analysis.transcript else analysis.transcript_error
+    assert mine and found.results_indexed >= 1, (found, heard)
     said = next(h for h in mine if h.kind == "speech")
     assert said.video_id == analysis.video_id and said.source == "job"
     assert "«quarterly» «budget»" in said.snippet.lower()

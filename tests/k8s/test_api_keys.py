@@ -163,3 +163,31 @@ def test_archive_job_settings_validate_without_any_key(
     cluster = job["spec"].get("rayClusterSpec")  # job-shared: none, it runs on the RayService's
     for _, template in pod_templates(cluster) if cluster else []:
         assert not any("secret" in v for v in template["spec"]["volumes"]), "the job serves no HTTP: no keys"
+
+
+@pytest.mark.parametrize("overlay", sorted(OVERLAY_OPTIONS.keys() - {"job-shared"}))
+def test_every_replica_pod_mounts_the_shared_store(overlay: str, rendered: dict) -> None:
+    service = _service(rendered, overlay)
+    assert _args(service)["jobs"]["store_uri"] == "/mnt/reelserve-store"
+    assert check_operator_rules([service]) == []
+
+
+def test_seeded_multi_node_profile_without_a_shared_store_is_refused(rendered: dict) -> None:
+    service = _service(rendered, "gpu")
+    args = _args(service)
+    del args["jobs"]
+    _set_args(service, args)
+    problems = check_operator_rules([service])
+    assert any("needs a shared store, but serveConfigV2 sets no jobs.store_uri" in p for p in problems), problems
+
+
+def test_seeded_store_path_without_a_volume_is_refused(rendered: dict) -> None:
+    service = _service(rendered, "gpu")
+    container = _templates(service)["cpu"]["spec"]["containers"][0]
+    container["volumeMounts"] = [m for m in container["volumeMounts"] if m["name"] != "store"]
+    problems = check_operator_rules([service])
+    assert any("group cpu: may run replicas but does not mount a PersistentVolumeClaim" in p for p in problems)
+    args = _args(service)
+    args["jobs"] = {"store_uri": "s3://reelserve-store/prod"}  # an object store needs no volume
+    _set_args(service, args)
+    assert not [p for p in check_operator_rules([service]) if "PersistentVolumeClaim" in p]

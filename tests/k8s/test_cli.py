@@ -18,7 +18,7 @@ def test_render_prints_valid_multi_document_yaml() -> None:
     result = runner.invoke(app, ["k8s", "render", "cpu-dev", "--image", "me/reelserve:dev", "-n", "video"])
     assert result.exit_code == 0, result.output
     docs = list(yaml.safe_load_all(result.stdout))
-    assert {d["kind"] for d in docs} == {"RayService", "RayJob"}
+    assert {d["kind"] for d in docs} == {"RayService", "RayJob", "PersistentVolumeClaim"}  # the shared store
     assert all(d["metadata"]["namespace"] == "video" for d in docs)
     assert "image: me/reelserve:dev" in result.stdout and "serveConfigV2: |" in result.stdout
 

@@ -36,7 +36,11 @@ def test_core_kinds_validate_strictly(overlay: str, rendered: dict) -> None:
     core = [d for d in rendered[overlay] if not d["apiVersion"].startswith("ray.io/")]
     for doc in core:
         _strict(doc)
-    assert {d["kind"] for d in core} == ({"PersistentVolumeClaim"} if overlay == "gpu" else set())
+    claims = {d["metadata"]["name"] for d in core if d["kind"] == "PersistentVolumeClaim"}
+    assert {d["kind"] for d in core} <= {"PersistentVolumeClaim"}
+    # The service profiles have the shared store, gpu also the model cache; job-shared uses the service's.
+    expected = {"gpu": {"reelserve-store", "reelserve-model-cache"}, "cpu-dev": {"reelserve-store"}}
+    assert claims == expected.get(overlay, set())
 
 
 @pytest.mark.parametrize("overlay", sorted(OVERLAY_OPTIONS))
