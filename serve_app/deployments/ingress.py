@@ -86,6 +86,7 @@ class Ingress:
         self.api_keys = load_api_keys(settings.security)  # None only if auth is explicitly disabled
         self.url_policy = UrlPolicy.from_settings(settings.security)
         self.jobs = JobStore(job_store_uri(settings))
+        self.jobs.files.check_writable()  # an unreachable or read-only store fails the replica at start
 
     async def _check_schema(self, schema: dict[str, Any]) -> None:
         await self.vlm.check_schema.remote(schema)

@@ -86,6 +86,7 @@ class JobRunner:
     ) -> None:
         self.chunker, self.vlm, self.aggregator, self.asr = chunker, vlm, aggregator, asr
         self.store = JobStore(store_uri)
+        self.store.files.check_writable()  # an unreachable or read-only store fails the replica at start
         self.settings = jobs
         self.flow = flow
         self.default_max_tokens = default_max_tokens

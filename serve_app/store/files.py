@@ -48,6 +48,18 @@ class FileStore:
         self.local = isinstance(self.fs, pafs.LocalFileSystem)
         self.fs.create_dir(self.root, recursive=True)
 
+    def check_writable(self) -> None:
+        """Write, read back and delete a probe file; raises with the reason when this process cannot (a
+        replica starting against an unreachable or read-only store fails then, not on its first request)."""
+        key = f"probes/{uuid.uuid4().hex}"
+        try:
+            self.write_bytes(key, b"ok")
+            if self.read_bytes(key) != b"ok":
+                raise OSError("a probe file read back different bytes")
+            self.delete(key)
+        except Exception as exc:
+            raise RuntimeError(f"the store {self.uri} is not readable and writable from here: {exc}") from exc
+
     def path(self, key: str) -> str:
         return f"{self.root}/{key}"
 

@@ -54,7 +54,9 @@ class TwoNodes:
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO_ROOT)}
+    # Token auth (Ray 2.60's default for `ray start`): every process reads ~/.ray/auth_token, which both
+    # nodes see (/root is not masked).
+    return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "PYTHONPATH": str(REPO_ROOT)}
 
 
 def start(gcs_port: int, http_port: int, logs: Path, cpus: int = 3) -> TwoNodes:

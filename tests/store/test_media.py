@@ -44,3 +44,15 @@ def test_object_store_media_is_cached_once_and_evicted_least_recently_used(tmp_p
     assert kept == [b"a", b"c"]
     cache.forget("memory://bucket/a.mp4")
     assert sorted(p.read_bytes()[:1] for p in (tmp_path / "cache").iterdir()) == [b"c"]
+
+
+def test_a_store_that_cannot_be_written_is_found_out_at_once(tmp_path: Path) -> None:
+    from serve_app.store.files import FileStore
+
+    store = FileStore(str(tmp_path / "store"))
+    store.check_writable()
+    assert not list((tmp_path / "store" / "probes").iterdir())  # the probe is cleaned up
+    (tmp_path / "store" / "probes").rmdir()
+    (tmp_path / "store" / "probes").write_text("a file where the probes folder goes")  # fails even for root
+    with pytest.raises(RuntimeError, match="not readable and writable from here"):
+        store.check_writable()
