@@ -185,6 +185,9 @@ class JobRunner:
         await asyncio.to_thread(self.store.save, job)
         if job.terminal:
             await asyncio.to_thread(self.store.release, job.id)
+            # Its media is done with (the result stays for the retention): uploads of finished or
+            # cancelled jobs must not fill the store for days.
+            await asyncio.to_thread(self.store.delete_media, job.id)
         return job
 
     async def _update(self, job: Job, **fields) -> Job:

@@ -150,6 +150,7 @@ class VLMEngine:
             trust_remote_code=s.trust_remote_code,
             seed=s.seed,
             limit_mm_per_prompt={"video": 1, "image": 0},
+            mm_processor_cache_gb=s.mm_processor_cache_gb,
             # Engine-level: the per-request whitespace switch is ignored by vLLM 0.32.
             structured_outputs_config=StructuredOutputsConfig(backend="xgrammar", disable_any_whitespace=True),
             **kwargs,

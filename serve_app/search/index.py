@@ -255,7 +255,7 @@ class SearchIndex:
                     for uri in gone:
                         _drop(db, uri)
             for batch in _batched(todo, BATCH):
-                loaded = [(result, source.load(result)) for source, result in batch]  # store reads: no lock held
+                loaded = [(result, source.load(result)) for source, result in batch]  # store reads: no transaction open
                 with _writing(db):
                     for result, analysis in loaded:
                         _drop(db, result.uri)
@@ -272,6 +272,16 @@ class SearchIndex:
         Raises `InvalidQuery` for a query with nothing to search (before any store access)."""
         match = to_match(query)
         limit = max(1, min(limit, MAX_LIMIT))
+        try:
+            return self._search(query, match, limit)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):  # locked, busy, ...: not damage
+                raise
+            logger.warning("search index %s is damaged (%s): rebuilding it from the results", self.path, exc)
+            self.path.unlink(missing_ok=True)
+            return self._search(query, match, limit)
+
+    def _search(self, query: str, match: str, limit: int) -> SearchResults:
         self.refresh()
         with self._db() as db:
             try:

@@ -1,7 +1,7 @@
 """The durable job store: job records, media, plans, per-chunk results and final results.
 
     <store>/jobs/<id>/job.json          the Job record (written by the ingress once, then only by the runner)
-    <store>/jobs/<id>/media             the uploaded or fetched video
+    <store>/jobs/<id>/media             the uploaded or fetched video (deleted when the job is terminal)
     <store>/jobs/<id>/plan.json         VideoInfo + ChunkPlans + intake timings (fetch_s, probe_s), at submission
     <store>/jobs/<id>/chunks/<n>.json   one StoredChunk per finished chunk (the unit of resumption), numbered
                                         0, 1, 2, ... in the order the chunks finished
@@ -252,6 +252,9 @@ class JobStore:
         self.files.delete(self._upload_key(upload))
         if not self.files.local:
             self.upload_dest(upload).unlink(missing_ok=True)
+
+    def delete_media(self, job_id: str) -> None:
+        self.files.delete(self._key(job_id, "media"))
 
     def media_uri(self, job_id: str) -> str:
         return self.files.uri_of(self._key(job_id, "media"))

@@ -9,9 +9,11 @@ import httpx
 import pytest
 import webvtt
 
+from serve_app.config import Settings, job_store_uri
 from serve_app.devtools.meeting import word_error_rate
 from serve_app.schemas import Job, VideoAnalysis
 from serve_app.speech import segments_in
+from serve_app.store.jobs import JobStore
 from tests.integration.jobs_client import submit, wait_for
 
 if TYPE_CHECKING:
@@ -51,7 +53,9 @@ def test_sync_analyze_fuses_the_transcript_into_every_chunk(http: httpx.Client, 
         assert chunk.ok and "highlights" in chunk.output
 
 
-def test_a_job_exports_its_transcript_as_webvtt_and_srt(http: httpx.Client, meeting: Meeting) -> None:
+def test_a_job_exports_its_transcript_as_webvtt_and_srt(
+    http: httpx.Client, meeting: Meeting, settings: Settings
+) -> None:
     response = submit(http, meeting.path, mode="ui", chunk_s=20, overlap_s=0, aggregate="false", language="en")
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
@@ -59,6 +63,8 @@ def test_a_job_exports_its_transcript_as_webvtt_and_srt(http: httpx.Client, meet
     assert done["status"] == "succeeded", done
     analysis = VideoAnalysis.model_validate(http.get(f"/v1/jobs/{job_id}/result").json())
     assert analysis.transcript is not None and analysis.transcript.language == "en"
+    files = JobStore(job_store_uri(settings)).files
+    assert files.exists(f"jobs/{job_id}/result.json") and not files.exists(f"jobs/{job_id}/media")  # media freed
     vtt = http.get(f"/v1/jobs/{job_id}/transcript.vtt")
     assert vtt.status_code == 200 and vtt.headers["content-type"].startswith("text/vtt")
     cues = webvtt.from_buffer(io.StringIO(vtt.text))

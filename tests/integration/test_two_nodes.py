@@ -120,7 +120,8 @@ def test_a_job_and_its_events_across_nodes(http: httpx.Client, meeting: Meeting,
     chunks = [ChunkResult.model_validate(data) for kind, data in stream if kind == "chunk"]
     assert sorted(c.index for c in chunks) == list(range(8)), "every chunk exactly once"
     assert stream[-1][0] == "result" and all(c.ok for c in chunks)
-    assert (shared / "store" / "jobs" / job_id / "media").is_file()  # the media lives on the shared store
+    job_dir = shared / "store" / "jobs" / job_id
+    assert (job_dir / "result.json").is_file() and not (job_dir / "media").exists()  # media gone once done
     assert not list((shared / "store" / "uploads").iterdir())  # and no upload is left behind
     LOG.info(f"job {job_id}: {len(chunks)} chunk events, each once")
 
