@@ -270,7 +270,7 @@ def archive(
 
 @app.command()
 def search(
-    query: Annotated[str, typer.Argument(help='Words (all must appear), "a phrase", prefix*, a OR b.')],
+    query: Annotated[str, typer.Argument(help='Words (any may match; more of them rank first), "a phrase", prefix*.')],
     server: Annotated[str | None, typer.Option(help="Base URL of a running reelserve (GET /v1/search).")] = None,
     index: Annotated[
         str | None,

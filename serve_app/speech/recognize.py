@@ -81,7 +81,6 @@ class Recognizer:
                 vad_filter=True,
                 vad_parameters=vad,
                 word_timestamps=self.settings.word_timestamps,
-                condition_on_previous_text=False,  # one misheard line must not derail the rest
             )
             segments = [part for s in found if s.text.strip() for part in _sentences(s)]
             detected, probability = info.language, float(info.language_probability)

@@ -79,6 +79,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         # Keep-alives every 2 s, so the event-stream tests see them pass the Serve proxy within seconds.
         "jobs": {"max_running": 2, "max_queued": 2, "events_keepalive_s": 2},
         "video": {"max_duration_s": 300, "max_upload_bytes": 20 * 1024**2},
+        # An archive output folder the search covers besides the job store (tests/integration/test_search.py).
+        "search": {"archive_uris": [str(tmp_path_factory.mktemp("archive-out"))]},
         "security": {
             "auth": "required",
             "api_keys": TEST_API_KEY,

@@ -13,15 +13,14 @@ from serve_app.search.query import MAX_QUERY_CHARS, MAX_TERMS, to_match
 @pytest.mark.parametrize(
     ("query", "match"),
     [
-        ("quarterly budget", '"quarterly" "budget"'),
+        ("quarterly budget", '"quarterly" OR "budget"'),
         ('"quarterly budget"', '"quarterly budget"'),
         ("budg*", '"budg"*'),
-        ("launch OR release", '"launch" OR "release"'),
-        ("launch or release", '"launch" "or" "release"'),  # only capital OR is an operator
-        ("OR launch OR", '"launch"'),  # an OR with no term on one side is dropped
-        ("a OR OR b", '"a" OR "b"'),
+        ('"quarterly budget" report*', '"quarterly budget" OR "report"*'),
+        ("launch OR release", '"launch" OR "release"'),  # OR is the default
+        ("launch or release", '"launch" OR "or" OR "release"'),  # a lower-case or is a word
         ('"unclosed phrase', '"unclosed phrase"'),
-        ("  spaced \t\n out  ", '"spaced" "out"'),
+        ("  spaced \t\n out  ", '"spaced" OR "out"'),
     ],
 )
 def test_the_documented_syntax(query: str, match: str) -> None:
