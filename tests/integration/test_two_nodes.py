@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -135,8 +134,7 @@ def test_an_archive_run_across_nodes(
     shutil.copy(media_dir / "display-dual-monitors.webm", inputs / "screen.webm")
     out = shared / "archive-out"
     env = {
-        **os.environ,
-        "PYTHONPATH": str(two_nodes.REPO_ROOT),
+        **two_nodes.driver_env(),
         "REELSERVE_DATA__DECODE_RESOURCES": json.dumps({two_nodes.WORKER: 1}),
         "REELSERVE_DATA__PROBE_TASKS": "1",
     }

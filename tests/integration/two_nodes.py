@@ -53,7 +53,7 @@ class TwoNodes:
                 proc.wait()
 
 
-def _env() -> dict[str, str]:
+def driver_env() -> dict[str, str]:
     # Token auth (Ray 2.60's default for `ray start`): every process reads ~/.ray/auth_token, which both
     # nodes see (/root is not masked).
     return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "PYTHONPATH": str(REPO_ROOT)}
@@ -67,7 +67,7 @@ def start(gcs_port: int, http_port: int, logs: Path, cpus: int = 3) -> TwoNodes:
     head = subprocess.Popen(
         [RAY, "start", "--head", "--port", str(gcs_port), "--include-dashboard=false",
          "--resources", json.dumps({HEAD: 100}), "--temp-dir", ray_tmp, *common],
-        stdout=(logs / "head.log").open("w"), stderr=subprocess.STDOUT, env=_env(), start_new_session=True,
+        stdout=(logs / "head.log").open("w"), stderr=subprocess.STDOUT, env=driver_env(), start_new_session=True,
     )  # fmt: skip
     address = f"127.0.0.1:{gcs_port}"
     _wait_for_nodes(address, 1, head)
@@ -78,7 +78,7 @@ def start(gcs_port: int, http_port: int, logs: Path, cpus: int = 3) -> TwoNodes:
     worker = subprocess.Popen(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c",
          f"mount -t tmpfs reelserve-worker-tmp /tmp && exec {worker_cmd}"],
-        stdout=(logs / "worker.log").open("w"), stderr=subprocess.STDOUT, env=_env(), start_new_session=True,
+        stdout=(logs / "worker.log").open("w"), stderr=subprocess.STDOUT, env=driver_env(), start_new_session=True,
     )  # fmt: skip
     nodes = TwoNodes(address=address, url=f"http://127.0.0.1:{http_port}", processes=[head, worker], logs=logs)
     try:
@@ -105,7 +105,7 @@ def driver(address: str, command: str, *args: str, check: bool = True, timeout_s
     """Run one driver command (below) in a fresh interpreter connected to the cluster; its JSON answer."""
     proc = subprocess.run(
         [sys.executable, "-m", "tests.integration.two_nodes", command, address, *args],
-        cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=timeout_s,
+        cwd=REPO_ROOT, env=driver_env(), capture_output=True, text=True, timeout=timeout_s,
     )  # fmt: skip
     lines = [line for line in proc.stdout.splitlines() if line.startswith("ANSWER ")]
     if proc.returncode != 0 or len(lines) != 1:
