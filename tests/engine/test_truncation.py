@@ -72,7 +72,7 @@ async def session(work: Path) -> dict[str, Any]:
     from serve_app.devtools.tiny_model import build_tiny_model
     from serve_app.engine import create_engine
     from serve_app.flow import finish
-    from serve_app.schemas import AnalyzeOptions, Summary, TimelineEntry
+    from serve_app.schemas import AnalyzeOptions, Summary, TimelineEntry, TranscriptSegment
     from serve_app.video import chunking_options, decode_chunk, plan_chunks, probe
 
     started = time.perf_counter()
@@ -110,9 +110,9 @@ async def session(work: Path) -> dict[str, Any]:
         # finish (the flow's last step) turns that into summary_error.
         raised: list[BaseException] = []
 
-        async def summarize(entries: list[TimelineEntry], mode: str) -> Summary:
+        async def summarize(entries: list[TimelineEntry], mode: str, said: list[TranscriptSegment]) -> Summary:
             try:
-                return await engine.summarize(entries, mode)
+                return await engine.summarize(entries, mode, said)
             except Exception as exc:
                 raised.append(exc)
                 raise
