@@ -170,7 +170,7 @@ def test_prompt_and_schema_limits_over_http(http: httpx.Client, clip_3s_mp4: Pat
     form = {"mode": "custom", "prompt": "p", "schema": json.dumps(big)}
     assert_problem(upload(http, clip_3s_mp4, **form), 422, "invalid-options", "16384")
     deep = {"video_url": url, "mode": "custom", "prompt": "p", "schema": custom_schema(1, depth=12)}
-    assert_problem(http.post("/v1/analyze", json=deep), 422, "invalid-options", "deeper")
+    assert_problem(http.post("/v1/analyze", json=deep), 422, "invalid-options", "levels deep; at most 8")
     huge = {"video_url": url, "mode": "custom", "prompt": "p", "schema": custom_schema(4000)}
     assert_problem(http.post("/v1/analyze", json=huge), 413, "payload-too-large", "JSON body")
     assert_problem(

@@ -56,7 +56,8 @@ def overrides(store: str, store_dir: Path, port: int) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The shared store: outside /tmp, so both nodes see it at the same path (an RWX volume's stand-in)."""
+    """The shared store: outside pytest's temporary root (which the worker cannot see), so both nodes see
+    it at the same path (an RWX volume's stand-in)."""
     root = two_nodes.REPO_ROOT / ".tmp" / f"two-nodes-{uuid.uuid4().hex[:8]}"
     root.mkdir(parents=True)
     yield root
@@ -65,8 +66,8 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, shared: Path) -> Iterator[tuple[two_nodes.TwoNodes, Path]]:
-    local = tmp_path_factory.mktemp("head-local")  # under /tmp: the head's alone
-    nodes = two_nodes.start(free_port(), free_port(), local / "logs")
+    local = tmp_path_factory.mktemp("head-local")  # under pytest's temporary root: the head's alone
+    nodes = two_nodes.start(free_port(), free_port(), local / "logs", masked=tmp_path_factory.getbasetemp())
     try:
         port = int(nodes.url.rsplit(":", 1)[1])
         two_nodes.driver(nodes.address, "deploy", json.dumps(overrides(str(shared / "store"), local / "store", port)))
@@ -155,7 +156,8 @@ def test_an_archive_run_across_nodes(
 def test_a_node_local_store_fails_fast_with_a_clear_problem(
     cluster: tuple[two_nodes.TwoNodes, Path], http: httpx.Client, meeting: Meeting
 ) -> None:
-    """Redeploy with the store on the head's /tmp (which the worker cannot see): a 503 problem at once."""
+    """Redeploy with the store in the head's node-local folder (which the worker cannot see): a 503 problem
+    at once."""
     nodes, local = cluster
     port = int(nodes.url.rsplit(":", 1)[1])
     bad = overrides(str(local / "node-local-store"), local / "store", port)

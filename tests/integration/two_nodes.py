@@ -2,11 +2,12 @@
 
     head     `ray start --head`: the Serve proxy, Ingress, Aggregator and JobRunner (resource `head_node`)
     worker   `ray start --address` in its own mount namespace (`unshare --mount`) with a private tmpfs
-             over /tmp: Chunker, ASR and VLM replicas and the archive's decode tasks (resource `worker_node`)
+             over the head's node-local folder: Chunker, ASR and VLM replicas and the archive's decode
+             tasks (resource `worker_node`)
 
-Everything under /tmp on the head — pytest's temporary folders, the head's `serve.store_dir`, its media
-cache — does not exist on the worker, as on two machines. The shared store is a folder outside /tmp
-(standing in for an RWX volume mounted at the same path on every node). Each node runs `ray start
+The head's node-local folder is pytest's temporary root: the head's `serve.store_dir`, the test's
+clips and any path a test makes there do not exist on the worker, as on two machines. The shared store
+is a folder outside it (standing in for an RWX volume mounted at the same path on every node). Each node runs `ray start
 --block` in its own process group, so stopping the cluster kills exactly its processes (never `ray stop`,
 which would also stop the test session's own cluster).
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -59,8 +61,9 @@ def driver_env() -> dict[str, str]:
     return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "PYTHONPATH": str(REPO_ROOT)}
 
 
-def start(gcs_port: int, http_port: int, logs: Path, cpus: int = 3) -> TwoNodes:
-    """Both nodes up (or an error); `logs` (node-local to the head) gets each node's output."""
+def start(gcs_port: int, http_port: int, logs: Path, masked: Path, cpus: int = 3) -> TwoNodes:
+    """Both nodes up (or an error). `masked`: the head's node-local folder (pytest's temporary root),
+    which the worker's mount namespace covers with an empty tmpfs; `logs` (in it) gets each node's output."""
     logs.mkdir(parents=True, exist_ok=True)
     ray_tmp = f"/tmp/rs2n-{gcs_port}"  # short: Ray's socket paths must stay under 108 bytes
     common = ["--num-cpus", str(cpus), "--disable-usage-stats", "--block"]
@@ -71,13 +74,14 @@ def start(gcs_port: int, http_port: int, logs: Path, cpus: int = 3) -> TwoNodes:
     )  # fmt: skip
     address = f"127.0.0.1:{gcs_port}"
     _wait_for_nodes(address, 1, head)
-    # The worker's own mount namespace: a fresh tmpfs hides the head's /tmp (and the test's temp folders).
+    # The worker's own mount namespace: a fresh tmpfs hides the head's node-local folder (the checkout and
+    # its venv may live anywhere, /tmp included, so only that folder is covered).
     worker_cmd = " ".join(
         [RAY, "start", "--address", address, "--resources", f"'{json.dumps({WORKER: 100})}'", *common]
     )
     worker = subprocess.Popen(
         ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-         f"mount -t tmpfs reelserve-worker-tmp /tmp && exec {worker_cmd}"],
+         f"mount -t tmpfs reelserve-worker-local {shlex.quote(str(masked))} && exec {worker_cmd}"],
         stdout=(logs / "worker.log").open("w"), stderr=subprocess.STDOUT, env=driver_env(), start_new_session=True,
     )  # fmt: skip
     nodes = TwoNodes(address=address, url=f"http://127.0.0.1:{http_port}", processes=[head, worker], logs=logs)
