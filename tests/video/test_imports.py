@@ -16,7 +16,7 @@ def test_core_imports_no_heavy_frameworks() -> None:
     # the pure libraries the deployments and jobs share (contracts, settings, storage, job store) stay light.
     modules = "serve_app.video, serve_app.devtools.synthetic, serve_app.analysis, serve_app.schemas, serve_app.config"
     modules += ", serve_app.store.files, serve_app.store.jobs, serve_app.errors, data_jobs.inputs, data_jobs.store"
-    modules += ", serve_app.search"
+    modules += ", serve_app.search, serve_app.speech, serve_app.store.media"
     code = f"import sys, {modules}; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
     assert result.stdout.strip() == ""
