@@ -337,6 +337,15 @@ def _aggregator_defaults() -> DeploymentSettings:
     return DeploymentSettings(num_cpus=0.1, max_ongoing_requests=16)
 
 
+_DEPLOYMENT_DEFAULTS = {
+    "ingress": _ingress_defaults,
+    "chunker": _chunker_defaults,
+    "vlm": _vlm_defaults,
+    "aggregator": _aggregator_defaults,
+    "asr": _asr_defaults,
+}
+
+
 class ServeSettings(BaseModel):
     """The HTTP service and the deployments of the Serve graph."""
 
@@ -372,6 +381,21 @@ class ServeSettings(BaseModel):
     asr: DeploymentSettings = Field(
         default_factory=_asr_defaults, description="Transcribes audio tracks (CPU, runs beside decoding)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deployments_over_their_defaults(cls, data: Any) -> Any:
+        """A partial deployment section (`serve.vlm: {num_gpus: 1}`, `REELSERVE_SERVE__VLM__NUM_GPUS`) is
+        merged over that deployment's own defaults, not the generic ones: otherwise overriding one knob
+        silently dropped the rest (the VLM's env vars, queue sizes, autoscaling)."""
+        if not isinstance(data, dict):
+            return data
+        merged = dict(data)
+        for name, defaults in _DEPLOYMENT_DEFAULTS.items():
+            given = data.get(name)
+            if isinstance(given, dict):
+                merged[name] = deep_merge(defaults().model_dump(), given)
+        return merged
 
 
 class AsrSettings(BaseModel):

@@ -138,3 +138,16 @@ def test_log_level_and_encoding_reach_every_deployment() -> None:
         init = deployment._replica_config
         todo += [a for a in (*init.init_args, *init.init_kwargs.values()) if hasattr(a, "_bound_deployment")]
     assert seen == dict.fromkeys(["Ingress", "Chunker", "VLM", "Aggregator", "ASR", "JobRunner"], ("DEBUG", "JSON"))
+
+
+def test_a_partial_deployment_section_keeps_that_deployments_other_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`serve.vlm: {num_gpus: 1}` (the gpu overlay) must not drop the VLM's env vars, queue or autoscaling."""
+    defaults = Settings().serve.vlm
+    merged = Settings(serve={"vlm": {"num_gpus": 1, "autoscaling": {"max_replicas": 4}}}).serve.vlm
+    assert merged.num_gpus == 1 and merged.autoscaling.max_replicas == 4
+    assert merged.env_vars == defaults.env_vars and merged.env_vars["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"
+    assert merged.max_ongoing_requests == defaults.max_ongoing_requests == 16
+    assert merged.autoscaling.downscale_delay_s == defaults.autoscaling.downscale_delay_s == 300
+    monkeypatch.setenv("REELSERVE_SERVE__ASR__NUM_CPUS", "2")  # the same through the environment
+    asr = Settings().serve.asr
+    assert asr.num_cpus == 2 and asr.env_vars == {"HF_HUB_OFFLINE": "1"} and asr.max_ongoing_requests == 1
