@@ -140,15 +140,21 @@ class FileStore:
         self.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
         self.fs.move(self.path(source), path)
 
+    def _entries(self, prefix: str) -> list[pafs.FileInfo]:
+        try:
+            return self.fs.get_file_info(pafs.FileSelector(self.path(prefix), allow_not_found=True))
+        except FileNotFoundError:  # created by another process while pyarrow listed it: seen in CI
+            return []
+
     def list(self, prefix: str) -> list[str]:
         """Keys of the files directly under `prefix` (no temporaries), sorted."""
-        found = self.fs.get_file_info(pafs.FileSelector(self.path(prefix), allow_not_found=True))
+        found = self._entries(prefix)
         return sorted(
             f"{prefix}/{f.base_name}" for f in found if f.type == pafs.FileType.File and ".tmp-" not in f.base_name
         )
 
     def list_dirs(self, prefix: str) -> list[str]:
-        found = self.fs.get_file_info(pafs.FileSelector(self.path(prefix), allow_not_found=True))
+        found = self._entries(prefix)
         return sorted(f.base_name for f in found if f.type == pafs.FileType.Directory)
 
     def delete(self, key: str) -> None:
