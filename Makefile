@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml
 	command -v espeak-ng >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		{ $(APT) install espeak-ng || { $(APT) update && $(APT) install espeak-ng; }; } >/dev/null; } || \
 		echo "espeak-ng not installed: the generated-speech tests will skip"
+	# chromium runs the web page's browser test (tests/integration/test_web.py, driven by Playwright).
+	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ $(APT) install chromium || { $(APT) update && $(APT) install chromium; }; } >/dev/null; } || \
+		echo "chromium not installed: the browser test will skip"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 ifeq ($(PROFILE),cpu)
@@ -48,7 +52,7 @@ lint: setup
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/ruff format --check $(LINT_DIRS)
 
-BENCHES := bench/decode.py bench/sampling.py bench/markers.py bench/archive.py bench/asr.py
+BENCHES := bench/decode.py bench/sampling.py bench/markers.py bench/archive.py bench/asr.py bench/soak.py bench/overload.py
 
 bench: setup
 	@for b in $(BENCHES); do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -1,24 +1,35 @@
-"""Visual tokens and change recall: adaptive sampling vs uniform 1 fps and 2 fps.
+"""Visual tokens and change recall: adaptive sampling vs uniform 1 fps and 2 fps, tuning and held-out split.
 
-    .venv/bin/python bench/sampling.py          # ~2-3 min on 2 cores (first run also generates the videos)
+    .venv/bin/python bench/sampling.py          # ~5-8 min on 2 cores (first run also generates the videos)
 
-Inputs: generated screen shares with known change times (text pages changing
-at irregular intervals, a quarter of them held under 2 s, dialogs, scrolls, a
-moving cursor, a noisy webcam tile; 1280x720 at 15 fps) and
-../shared/media/display-dual-monitors.webm (a real GNOME screen recording).
+Inputs (bench/sampling_splits.py):
+- tuning split: generated screen shares with known change times (text
+  pages changing at irregular intervals, a quarter of them held under 2 s,
+  dialogs, scrolls, a moving cursor, a noisy webcam tile; 1280x720 at
+  15 fps, seeds 11-13) — the set the sampler's thresholds were chosen on;
+- held-out split, never tuned on: generated screen shares with other seeds,
+  resolutions, frame rates, layouts, change durations and capture noise, and
+  every real clip in ../shared/media. The real clips have no ground truth:
+  their reference changes come from frame-to-frame pixel differences
+  (`pixel_change_events`), derived once per clip and scored the same way for
+  every strategy (approximate).
 Every strategy decodes the same chunks (the service's 20 s / 1 s overlap) and
 its tokens are counted at the same frame size (Qwen3-VL's arithmetic, what
 the model would be sent):
 - uniform 1 fps and 2 fps (budget lifted so neither is capped);
-- adaptive with the defaults (budget ceiling, floor, change threshold), and
-  a sweep of the floor;
+- adaptive with the defaults (budget ceiling, floor, change threshold), and,
+  on the tuning split only, a sweep of the floor;
+- chunk starts + floor only: adaptive with a change threshold no tile can
+  reach, i.e. what no detector at all keeps;
 - PySceneDetect's ContentDetector and HashDetector fed the same 2 fps
   candidates (chunk start + detected cuts + the same floor and pairing).
 Recall: a change counts as covered when a kept frame shows the new content
-(`ScreenEvent.shown_s <= t < end_s`). The webm has no ground truth; its
-reference changes come from frame-to-frame pixel differences (approximate).
-Last line: `token_reduction_vs_uniform_1fps=<x> recall=<r>` (adaptive
-defaults on the generated set).
+(`ScreenEvent.shown_s <= t < end_s`). Detector recall: the same, over the
+changes the chunk-start and floor frames alone do not cover (the ones only a
+detector can find). Each split prints tokens/min vs uniform 1 fps and says
+whether adaptive's recall equals uniform 1 fps's.
+Last line: `token_reduction_vs_uniform_1fps=<x> recall=<r> heldout_token_reduction=<x> heldout_recall=<r>`
+(adaptive defaults; tuning split, then held-out generated + real pooled).
 """
 
 from __future__ import annotations
@@ -33,15 +44,19 @@ from pathlib import Path
 
 import av
 import numpy as np
-from common import SHARED_MEDIA, cached, hardware
+from common import SHARED_MEDIA, hardware
+from sampling_splits import HELD_OUT, tuning
 
 from serve_app.config import VideoSettings
-from serve_app.devtools.synthetic import ScreenEvent, screen_share_events, write_screen_share
+from serve_app.devtools.synthetic import ScreenEvent
 from serve_app.schemas import ChunkingOptions, ChunkPlan, VideoInfo
 from serve_app.video import decode_chunk, plan_chunks, probe, visual_tokens
 
-SEEDS = (11, 12, 13)
-WIDTH, HEIGHT, FPS = 1280, 720, 15.0
+# Real clips: every video in ../shared/media (held out; none has ground-truth change times).
+REAL_SUFFIXES = {".webm", ".avi", ".mp4", ".mkv", ".mov"}
+# A change threshold no tile difference reaches (grey levels go to 255): only the chunk-start and floor
+# pairs are kept. The changes those alone cover are not the detector's merit ("detector recall").
+NO_DETECTOR = 1e9
 # Candidates for the PySceneDetect runs are decoded this small (the detectors downscale anyway).
 DETECTOR_SIZE = (320, 192)
 
@@ -180,9 +195,61 @@ def pixel_change_events(path: Path, duration_s: float) -> list[ScreenEvent]:
     return events
 
 
+@dataclass
+class Video:
+    """One scored video: its change times (`None`: derived from pixel differences) and its split."""
+
+    path: Path
+    events: list[ScreenEvent] | None
+    split: str
+
+
+@dataclass
+class Tally:
+    """A strategy's sums over a split."""
+
+    tokens: int = 0
+    minutes: float = 0.0
+    covered: int = 0
+    total: int = 0
+    # Over the changes the chunk-start and floor pairs alone do not cover.
+    detector_covered: int = 0
+    detector_total: int = 0
+
+    def add(self, other: Tally) -> None:
+        for name in vars(self):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def fraction(covered: int, total: int) -> str:
+    return f"{covered / total:.3f} ({covered}/{total})" if total else "- (0/0)"
+
+
+def print_split(name: str, tallies: dict[str, Tally]) -> None:
+    base = tallies["uniform 1 fps"]
+    print(f"\n{name}:")
+    for strategy, t in tallies.items():
+        print(
+            f"   {strategy:<30s} {t.tokens / t.minutes:8.0f} tokens/min  x{base.tokens / t.tokens:5.2f} fewer than "
+            f"uniform 1 fps | recall {fraction(t.covered, t.total)} "
+            f"| detector recall {fraction(t.detector_covered, t.detector_total)}"
+        )
+    adaptive = tallies["adaptive (defaults)"]
+    if adaptive.covered == base.covered:
+        verdict = "at equal recall"
+    elif adaptive.covered < base.covered:
+        verdict = f"NOT at equal recall: adaptive covers {base.covered - adaptive.covered} fewer changes"
+    else:
+        verdict = f"adaptive covers {adaptive.covered - base.covered} more changes (uniform 1 fps straddles them)"
+    print(
+        f"   adaptive vs uniform 1 fps: {adaptive.tokens / adaptive.minutes:.0f} vs {base.tokens / base.minutes:.0f} "
+        f"tokens/min, x{base.tokens / adaptive.tokens:.2f} fewer, {verdict}"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=float, default=120.0, help="length of each generated video (s)")
+    parser.add_argument("--duration", type=float, default=120.0, help="length of each tuning-split video (s)")
     args = parser.parse_args()
     print(f"hardware: {hardware()}")
     settings = VideoSettings()
@@ -197,45 +264,39 @@ def main() -> int:
         ContentDetector = HashDetector = None  # noqa: N806 - the classes, when present
         print("PySceneDetect not installed (pip install scenedetect-headless): its rows are skipped")
 
-    videos: list[tuple[Path, list[ScreenEvent], str]] = []
-    for seed in SEEDS:
-        path = cached(
-            f"screen-share-{WIDTH}x{HEIGHT}-{FPS:g}fps-{args.duration:g}s-seed{seed}.mp4",
-            lambda p, seed=seed: write_screen_share(
-                p,
-                duration_s=args.duration,
-                fps=FPS,
-                width=WIDTH,
-                height=HEIGHT,
-                seed=seed,
-                encoder_options={"threads": "2"},
-            ),  # fmt: skip
-        )
-        videos.append((path, screen_share_events(args.duration, seed=seed, fps=FPS), "known"))
-    webm = SHARED_MEDIA / "display-dual-monitors.webm"
-    if webm.exists():
-        videos.append((webm, [], "pixel-change reference"))
-    else:
-        print(f"(skipped {webm.name}: not found in {SHARED_MEDIA})")
+    videos = [Video(clip.path(), clip.events(), "tuning") for clip in tuning(args.duration)]
+    videos += [Video(clip.path(), clip.events(), "held-out generated") for clip in HELD_OUT]
+    real = sorted(p for p in SHARED_MEDIA.glob("*") if p.suffix.lower() in REAL_SUFFIXES)
+    if not real:
+        print(f"(no real clips found in {SHARED_MEDIA})")
+    videos += [Video(path, None, "held-out real") for path in real]
 
     strategies: dict[str, Callable[[Path, VideoInfo], Outcome]] = {
         "uniform 1 fps": lambda p, i: uniform(p, i, 1.0, settings),
         "uniform 2 fps": lambda p, i: uniform(p, i, 2.0, settings),
         "adaptive (defaults)": lambda p, i: adaptive(p, i, settings),
     }
-    for floor in (5.0, 10.0, 15.0, 20.0):
-        if floor != settings.floor_s:
-            strategies[f"adaptive, floor {floor:g} s"] = lambda p, i, f=floor: adaptive(p, i, settings, floor_s=f)
+    # The floor sweep explains the tuning split's default; it is not run on held-out clips.
+    sweep: dict[str, Callable[[Path, VideoInfo], Outcome]] = {
+        f"adaptive, floor {floor:g} s": lambda p, i, f=floor: adaptive(p, i, settings, floor_s=f)
+        for floor in (5.0, 10.0, 15.0, 20.0)
+        if floor != settings.floor_s
+    }
     detectors: dict[str, Callable[[], object]] = {}
     if ContentDetector is not None:
         # Default threshold (27, tuned for film cuts) and a low one that sees text-sized changes.
         detectors["PySceneDetect content (27)"] = partial(ContentDetector, threshold=27.0, min_scene_len=1)
         detectors["PySceneDetect content (3)"] = partial(ContentDetector, threshold=3.0, min_scene_len=1)
         detectors["PySceneDetect hash"] = partial(HashDetector, min_scene_len=1)
-    totals: dict[str, list[float]] = {}  # strategy -> [tokens, minutes, covered, events] (generated set)
-    for path, events, truth in videos:
+    floor_only = "chunk starts + floor only"
+    totals: dict[str, dict[str, Tally]] = {}  # split -> strategy -> sums
+    for video in videos:
+        path = video.path
         info = probe(path, settings)
-        if truth != "known":
+        truth = "known"
+        events = video.events
+        if events is None:
+            truth = "reference from pixel differences, the same for every strategy"
             events = pixel_change_events(path, info.duration_s)
         size = plan_chunks(
             info,
@@ -251,41 +312,53 @@ def main() -> int:
             settings,
         )[0]
         frame_size = (size.width, size.height)
-        runs: dict[str, Callable[[Path, VideoInfo], Outcome]] = dict(strategies)
-        for name, factory in detectors.items():
-            runs[name] = partial(scenedetect_run, settings=settings, make_detector=factory, size=frame_size)
         minutes = info.duration_s / 60
         print(
-            f"\n== {path.name}: {info.width}x{info.height} {info.fps:g} fps {info.duration_s:.0f} s, "
+            f"\n== [{video.split}] {path.name}: {info.width}x{info.height} {info.fps:g} fps {info.duration_s:.0f} s, "
             f"{len(events)} changes ({truth}), tokens counted at {size.width}x{size.height}"
         )
+        # What no detector at all would keep: the changes it covers are excluded from detector recall.
+        baseline_floor = adaptive(path, info, settings, change_threshold=NO_DETECTOR)
+        detector_events = [e for e in events if not recall([e], baseline_floor.times)[0]]
+        print(f"   {len(events) - len(detector_events)} of {len(events)} changes fall on chunk-start/floor frames")
+        runs: dict[str, Callable[[Path, VideoInfo], Outcome]] = dict(strategies)
+        runs[floor_only] = lambda p, i, done=baseline_floor: done
+        if video.split == "tuning":
+            runs.update(sweep)
+        for name, factory in detectors.items():
+            runs[name] = partial(scenedetect_run, settings=settings, make_detector=factory, size=frame_size)
         baseline = None
         for name, strategy in runs.items():
             outcome = strategy(path, info)
             covered, total = recall(events, outcome.times)
+            detector_covered, detector_total = recall(detector_events, outcome.times)
             baseline = baseline or outcome.tokens
             missed = [f"{e.kind}@{e.shown_s:.1f}" for e in events if not recall([e], outcome.times)[0]]
             print(
-                f"   {name:<28s} {outcome.tokens / minutes:8.0f} tokens/min  x{baseline / outcome.tokens:5.2f} fewer "
+                f"   {name:<30s} {outcome.tokens / minutes:8.0f} tokens/min  x{baseline / outcome.tokens:5.2f} fewer "
                 f"| {len(set(outcome.times)):4d} frames | recall {covered}/{total} "
+                f"| detector {detector_covered}/{detector_total} "
                 f"| {outcome.seconds:5.1f} s{'  missed: ' + ', '.join(missed[:6]) if missed else ''}"
             )
-            if truth == "known":
-                acc = totals.setdefault(name, [0.0, 0.0, 0.0, 0.0])
-                acc[0] += outcome.tokens
-                acc[1] += minutes
-                acc[2] += covered
-                acc[3] += total
+            tally = Tally(outcome.tokens, minutes, covered, total, detector_covered, detector_total)
+            totals.setdefault(video.split, {}).setdefault(name, Tally()).add(tally)
 
-    print("\ngenerated set (all seeds):")
-    base = totals["uniform 1 fps"][0]
-    for name, (tokens, minutes, covered, total) in totals.items():
-        print(
-            f"   {name:<28s} {tokens / minutes:8.0f} tokens/min  x{base / tokens:5.2f} fewer than uniform 1 fps "
-            f"| recall {covered / total:.3f} ({covered:.0f}/{total:.0f})"
-        )
-    tokens, _, covered, total = totals["adaptive (defaults)"]
-    print(f"token_reduction_vs_uniform_1fps={base / tokens:.2f} recall={covered / total:.3f}")
+    held_out: dict[str, Tally] = {}
+    for split in ("held-out generated", "held-out real"):
+        for name, tally in totals.get(split, {}).items():
+            held_out.setdefault(name, Tally()).add(tally)
+    print_split("tuning split (3 x generated, the thresholds were chosen on these)", totals["tuning"])
+    for split in ("held-out generated", "held-out real"):
+        if split in totals:
+            print_split(f"{split} (never tuned on)", totals[split])
+    print_split("held-out, all (generated + real)", held_out)
+    tuned, tuned_base = totals["tuning"]["adaptive (defaults)"], totals["tuning"]["uniform 1 fps"]
+    held, held_base = held_out["adaptive (defaults)"], held_out["uniform 1 fps"]
+    print(
+        f"token_reduction_vs_uniform_1fps={tuned_base.tokens / tuned.tokens:.2f} "
+        f"recall={tuned.covered / tuned.total:.3f} "
+        f"heldout_token_reduction={held_base.tokens / held.tokens:.2f} heldout_recall={held.covered / held.total:.3f}"
+    )
     return 0
 
 

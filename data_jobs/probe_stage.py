@@ -94,12 +94,11 @@ def probe_row(
 def transcribe(path: str, info: VideoInfo, options: AnalyzeOptions, asr: AsrSettings) -> Speech:
     """The speech stage in a Ray Data task, with the same code as the ASR deployment; best effort as
     online: a failure is `Speech.error`, and the video goes on with pixels only."""
-    if not asr.enabled or options.audio == "off" or not info.has_audio:
+    if not asr.enabled or not Speech.wanted(options, info):
         return NO_SPEECH
     recognizer = shared_recognizer(asr)
     recognizer.check_language(options.language)
     try:
         return Speech(transcript=transcribe_file(recognizer, path, options.language))
     except Exception as exc:  # noqa: BLE001 - the policy: pixels only, with the reason
-        logger.warning("%s: no transcript: %r", path, exc)
-        return Speech(error=f"{type(exc).__name__}: {exc}"[:1000])
+        return Speech.failed(path, exc)

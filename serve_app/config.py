@@ -292,6 +292,10 @@ def _vlm_defaults() -> DeploymentSettings:
             # 16-22 s instead of 26-56 s, ~2-3x the requests/s on CPU.
             "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
             "OMP_NUM_THREADS": "1",  # recommended for Qwen3-VL's multimodal preprocessing (notes/qwen3-vl.md)
+            # glibc keeps what each of its per-thread heaps (up to 8 x cores) ever held: bench/soak.py measured
+            # the replica + its EngineCore child 1.60x / 1.20x their idle PSS after a 101-chunk job with the
+            # default, 1.08x / 1.09x with 2 arenas, at the same chunks/s.
+            "MALLOC_ARENA_MAX": "2",
         },
     )
 
@@ -366,6 +370,25 @@ class ServeSettings(BaseModel):
         description="Most bytes of the node-local media cache; least recently used files are evicted first. "
         "Ten times the largest upload by default.",
     )
+    object_store_bytes: int | None = Field(
+        default=2 * 1024**3,
+        ge=75 * 1024**2,
+        description="Ray object store of the embedded local cluster (`reelserve serve`/`analyze`/`demo`, tests). "
+        "What must fit: decoded frames of the chunks in flight, a full-budget chunk (12,288 tokens of 720p "
+        "frames) being ~74 MB: `flow.chunks_in_flight` (8) per video is ~0.6 GB, two running jobs ~1.2 GB, plus "
+        "a sync request's window and upload bodies passing from the proxy to the Ingress. Beyond it Ray spills "
+        "to disk (slower, never lost). Plasma never gives touched pages back, so this caps /dev/shm for the life "
+        "of the cluster; None: Ray's default, 30% of RAM. The k8s manifests set theirs per pod "
+        "(rayStartParams object-store-memory).",
+    )
+    metrics_export_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of Ray's Prometheus metrics export (reelserve_*, vLLM's and Ray's own metrics) on the "
+        "embedded local cluster; None: a free port Ray picks (logged when the stack starts). On Kubernetes "
+        "KubeRay sets it on every pod (8080, port name `metrics`; k8s/monitoring).",
+    )
     url_timeout_s: float = Field(default=60, gt=0, description="Total time allowed to fetch a video URL.")
     ready_timeout_s: float = Field(default=5, gt=0, description="How long /readyz waits for the engine.")
     ingress: DeploymentSettings = Field(
@@ -438,6 +461,12 @@ class JobSettings(BaseModel):
         default=0.5, gt=0, le=1, description="The job fails when more than this fraction of its chunks failed."
     )
     retention_s: float = Field(default=7 * 86400, gt=0, description="Finished jobs are deleted after this long.")
+    keep_media: bool = Field(
+        default=True,
+        description="Keep a succeeded job's video on the store with its result, until the retention deletes "
+        "both, so the web page can play it (`GET /v1/jobs/<id>/media`). False: delete it when the job ends, as "
+        "failed and cancelled jobs always do (the page then shows no player).",
+    )
     events_poll_s: float = Field(
         default=0.5,
         gt=0,
@@ -491,6 +520,22 @@ class FlowSettings(BaseModel):
         ge=1,
         description="Chunks of one video sent at once; 8 keeps vLLM's batch full (the VLM replica takes 16) "
         "while one long video cannot flood the Chunker queue.",
+    )
+    sync_chunks_in_flight: int = Field(
+        default=16,
+        ge=1,
+        description="Chunks in flight of all /v1/analyze requests of one ingress replica together, shared "
+        "max-min fairly between them (serve_app.fair_share): one request alone still gets chunks_in_flight, "
+        "and a newcomer waits for one slot, not behind every long video's window. 16: one VLM replica's "
+        "batch (serve.vlm.max_ongoing_requests), so a newcomer's chunk joins the running batch.",
+    )
+    sync_max_chunks: int = Field(
+        default=90,
+        ge=1,
+        description="Most chunks a /v1/analyze request may have (more: 422 too-long-for-sync, pointing to "
+        "/v1/jobs). A synchronous request holds its connection for the whole run and a dropped one loses "
+        "every chunk; 90 (28.5 min at the default 20 s chunks) finishes well inside Serve's 900 s "
+        "request_timeout_s at GPU speed (tens of seconds a chunk, chunks_in_flight at once).",
     )
 
     chunk_timeout_s: float = Field(
@@ -568,6 +613,36 @@ class SearchSettings(BaseModel):
     )
 
 
+class ChatSettings(BaseModel):
+    """Questions about videos (`POST /v1/chat/completions`, serve_app.chat): a video is analysed once (a
+    job, every chunk), then each question is one text-only call over its findings."""
+
+    max_tokens: int = Field(
+        default=512,
+        ge=16,
+        le=8192,
+        description="Completion tokens of an answer when the request sets none: a few paragraphs with their "
+        "citations; the request's max_tokens / max_completion_tokens replaces it.",
+    )
+    max_citations: int = Field(default=8, ge=1, le=64, description="Most chunks one answer may cite.")
+    max_answer_chars: int = Field(
+        default=4000, ge=100, le=100_000, description="Longest text answer (the answer schema's maxLength)."
+    )
+    wait_s: float = Field(
+        default=600,
+        gt=0,
+        description="How long a question waits for its video's analysis (a job) before answering 503 with "
+        "Retry-After; the job carries on, and the question asked again finds it. Below the Serve proxy's "
+        "request_timeout_s (serve_config.yaml: 900 s), which would cut the request without an answer.",
+    )
+    poll_s: float = Field(default=1.0, gt=0, le=60, description="How often a waiting question reads its job.")
+    max_request_bytes: int = Field(
+        default=256 * 1024,
+        ge=16 * 1024,
+        description="Largest request body: a conversation of 64 messages of a few hundred words, with room.",
+    )
+
+
 class SecuritySettings(BaseModel):
     """Who may call the API, what the server may fetch, and how big requests may be.
 
@@ -593,6 +668,14 @@ class SecuritySettings(BaseModel):
             "File with one API key per line ('#' comments and blank lines ignored), e.g. a mounted "
             "Kubernetes Secret; read by the ingress replica when it starts. Adds to `api_keys`."
         ),
+    )
+    media_token_ttl_s: float = Field(
+        default=900,
+        gt=0,
+        le=86400,
+        description="Lifetime of the cookie a page gets to play a job's video and show its thumbnails (<video> "
+        "and <img> cannot send an Authorization header; the key never goes in a URL). Short, because a cookie "
+        "is easier to leak than a header; the page renews it while the result view is open.",
     )
     url_allow_hosts: list[str] = Field(
         default_factory=list,
@@ -669,6 +752,7 @@ class Settings(BaseSettings):
     flow: FlowSettings = Field(default_factory=FlowSettings, description="Chunks in flight and the retry policy.")
     asr: AsrSettings = Field(default_factory=AsrSettings, description=AsrSettings.__doc__)
     search: SearchSettings = Field(default_factory=SearchSettings, description=SearchSettings.__doc__)
+    chat: ChatSettings = Field(default_factory=ChatSettings, description=ChatSettings.__doc__)
     app_name: str = Field(default="reelserve", description="Serve application name.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Log level of every deployment's replicas (Ray Serve `logging_config`)."

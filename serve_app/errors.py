@@ -15,8 +15,14 @@
     ├── InvalidOptions                422  invalid-options
     ├── InvalidQuery                  422  invalid-query      (a search query: empty, too long, nothing to find)
     ├── JobNotFound                   404  job-not-found
+    ├── NoTranscript                  404  no-transcript
+    ├── JobAssetMissing               404  asset-not-found    (no kept video, no thumbnails)
+    ├── ModelNotFound                 404  model-not-found    (a chat request's model)
+    ├── VideoNotFound                 404  video-not-found    (reelserve://videos/<id> never processed)
     ├── JobConflict                   409  job-conflict       (no result yet, already finished)
+    ├── TooLongForSync                422  too-long-for-sync  (more chunks than /v1/analyze takes: use a job)
     ├── Overloaded                    503  overloaded         (job queue full)
+    ├── AnalysisPending               503  analysis-pending   (a question waits on its video's job)
     └── EngineUnavailable             503  engine-unavailable
 
 PyAV, httpx and vLLM errors are translated into these at the boundary
@@ -33,6 +39,7 @@ class ReelserveError(Exception):
     status: int = 500
     type: str = "internal"
     title: str = "Internal error"
+    alternate: str | None = None  # a route (under the app's root) that takes the same request instead
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -52,6 +59,7 @@ class EmptyUpload(BadRequest):
 
 class UrlFetchFailed(BadRequest):
     type, title = "url-fetch-failed", "Could not fetch the video URL"
+    reason: str = "network"  # what failed, for the fetch-failure metric (http.fetch sets dns, http-status, ...)
 
 
 class UrlForbidden(BadRequest):
@@ -102,8 +110,40 @@ class JobNotFound(ReelserveError):
     status, type, title = 404, "job-not-found", "No such job"
 
 
+class ModelNotFound(ReelserveError):
+    """A chat request names a model this server does not serve (`GET /v1/models` lists the one it does)."""
+
+    status, type, title = 404, "model-not-found", "No such model"
+
+
+class VideoNotFound(ReelserveError):
+    """`reelserve://videos/<id>` names no processed video (no stored analysis with that content hash)."""
+
+    status, type, title = 404, "video-not-found", "No such processed video"
+
+
+class AnalysisPending(ReelserveError):
+    """A question's video is still being analysed (its job runs on); asking again later finds it."""
+
+    status, type, title = 503, "analysis-pending", "The video is still being analysed"
+
+
 class NoTranscript(ReelserveError):
     status, type, title = 404, "no-transcript", "The video has no transcript"
+
+
+class TooLongForSync(ReelserveError):
+    """A video with more chunks than a synchronous analysis takes (`flow.sync_max_chunks`); the same
+    request submitted as a job (`alternate`) is fine."""
+
+    status, type, title = 422, "too-long-for-sync", "Too long for a synchronous analysis: submit a job"
+    alternate = "/v1/jobs"
+
+
+class JobAssetMissing(ReelserveError):
+    """A job's video or thumbnails are not on the store (not kept, or the job never decoded a frame)."""
+
+    status, type, title = 404, "asset-not-found", "The job has no such file"
 
 
 class JobConflict(ReelserveError):

@@ -22,6 +22,7 @@ range and reason; the video goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import random
@@ -32,17 +33,20 @@ from typing import TypeVar
 
 from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError, ReplicaUnavailableError
-from ray.serve.handle import DeploymentHandle
+from ray.serve.handle import DeploymentHandle, DeploymentResponse
 
 from serve_app.analysis import build_timeline
 from serve_app.analysis.aggregate import assemble
-from serve_app.config import FlowSettings
-from serve_app.errors import EngineUnavailable
+from serve_app.config import FlowSettings, JobSettings
+from serve_app.errors import EngineUnavailable, TooLongForSync
+from serve_app.fair_share import FairShare
+from serve_app.observability.metrics import record_chunk, record_video
 from serve_app.schemas import (
     AnalyzeOptions,
     ChunkPlan,
     ChunkResult,
     ChunkTask,
+    Job,
     Summary,
     TimelineEntry,
     Transcript,
@@ -51,6 +55,7 @@ from serve_app.schemas import (
     VideoInfo,
 )
 from serve_app.speech.transcript import segments_in
+from serve_app.store.jobs import JobStore, ThumbnailTarget
 
 logger = logging.getLogger(__name__)
 
@@ -107,28 +112,44 @@ async def infer_chunks(
     policy: FlowSettings,
     video_id: str,
     on_result: Callable[[ChunkResult], Awaitable[None]] | None = None,
+    share: FairShare | None = None,
 ) -> list[ChunkResult]:
     """Every plan through `call` (decode + infer of one chunk), windowed and retried; results in plan order.
 
     A chunk that fails for good becomes `ChunkResult.failed` (never raised), so one chunk cannot sink a
     video. `on_result` sees each result as soon as it is in (jobs store it: the unit of resumption).
-    Cancelling the caller cancels the in-flight calls, so vLLM aborts their requests.
+    `share`: the process's chunk slots this video takes its fair part of, on top of its own window (sync
+    analyze). Cancelling the caller cancels the in-flight calls, so vLLM aborts their requests.
     """
     window = asyncio.Semaphore(policy.chunks_in_flight)
+    me = object()  # this call's key in `share` (one video may be analysed twice at once)
 
     async def one(plan: ChunkPlan) -> ChunkResult:
-        async with window:
+        slot = share.slot(me) if share is not None else contextlib.nullcontext()
+        async with window, slot:
             try:
                 result = await with_retry(lambda: call(plan), policy, f"video {video_id} chunk {plan.index}")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 result = ChunkResult.failed(plan, mode, f"{type(exc).__name__}: {exc}"[:1000])
+        record_chunk(result)
         if on_result is not None:
             await on_result(result)
         return result
 
     return list(await asyncio.gather(*(one(p) for p in plans)))
+
+
+def check_sync_limit(plans: list[ChunkPlan], policy: FlowSettings) -> None:
+    """Refuse, before any decode, a synchronous analysis longer than `policy.sync_max_chunks`: it would hold
+    a connection for its whole run, and a dropped one loses every chunk; a job is durable and resumable."""
+    if len(plans) > policy.sync_max_chunks:
+        raise TooLongForSync(
+            f"the video needs {len(plans)} chunks; POST /v1/analyze takes at most {policy.sync_max_chunks} "
+            "(flow.sync_max_chunks): submit the same request to POST /v1/jobs (an async job, with progress "
+            "and events), or ask for longer chunks (chunk_s)"
+        )
 
 
 async def plan_video(
@@ -138,6 +159,38 @@ async def plan_video(
     started = time.perf_counter()
     info, plans = await chunker.plan.remote(media, options)
     return info, plans, time.perf_counter() - started
+
+
+async def queue_job(
+    store: JobStore,
+    chunker: DeploymentHandle,
+    runner: DeploymentHandle,
+    settings: JobSettings,
+    *,
+    upload: str,
+    media: str,
+    options: AnalyzeOptions,
+    source: str,
+    fetch_s: float,
+    bind: Callable[[str], None] | None = None,
+) -> Job:
+    """A staged upload (`media`, the store URI of `upload`) as a queued job: planned on a Chunker, a
+    capacity slot reserved (Overloaded when none is free), `bind(job_id)` (e.g. an Idempotency-Key) before
+    the job is created, and the runner woken. Nothing is left behind when a step fails (the slot is
+    released; the upload stays the caller's to delete)."""
+    info, plans, probe_s = await plan_video(chunker, media, options)
+    job_id = await asyncio.to_thread(store.reserve, settings)  # the capacity bound, across replicas
+    try:
+        if bind is not None:
+            await asyncio.to_thread(bind, job_id)
+        timings = {"fetch_s": fetch_s, "probe_s": probe_s}
+        job = await asyncio.to_thread(store.create, upload, options, source, info, plans, timings, job_id)
+    except BaseException:
+        await asyncio.to_thread(store.release, job_id)
+        raise
+    runner.wake.remote()
+    logger.info("job %s queued: video %s, %.1fs, %d chunks", job.id, info.video_id, info.duration_s, len(plans))
+    return job
 
 
 @dataclass(frozen=True)
@@ -150,6 +203,18 @@ class Speech:
     def segments(self, plan: ChunkPlan) -> list[TranscriptSegment]:
         return segments_in(self.transcript, plan.start_s, plan.end_s)
 
+    # The speech policy, online (`transcribe_video`) and bulk (data_jobs.probe_stage) alike:
+    @staticmethod
+    def wanted(options: AnalyzeOptions, info: VideoInfo) -> bool:
+        """Whether to transcribe at all: not when audio is off or the file has no audio stream."""
+        return options.audio != "off" and info.has_audio
+
+    @classmethod
+    def failed(cls, what: str, exc: BaseException) -> Speech:
+        """Best effort like the summary: a failed transcription is the reason, the chunks go on with pixels."""
+        logger.warning("%s: no transcript: %r", what, exc)
+        return cls(error=f"{type(exc).__name__}: {exc}"[:1000])
+
 
 NO_SPEECH = Speech()
 
@@ -160,7 +225,7 @@ async def transcribe_video(
     """The video's transcript on an ASR replica, under the retry policy; best effort like the summary:
     a failure is `Speech.error` and the chunks go on with pixels only. No call at all when audio is off,
     the graph has no ASR, or the file has no audio stream."""
-    if asr is None or options.audio == "off" or not info.has_audio:
+    if asr is None or not Speech.wanted(options, info):
         return NO_SPEECH
     try:
         transcript = await with_retry(
@@ -168,9 +233,8 @@ async def transcribe_video(
         )
     except asyncio.CancelledError:
         raise
-    except Exception as exc:  # the policy: pixels only, with the reason
-        logger.warning("video %s: no transcript: %r", info.video_id, exc)
-        return Speech(error=f"{type(exc).__name__}: {exc}"[:1000])
+    except Exception as exc:
+        return Speech.failed(f"video {info.video_id}", exc)
     return Speech(transcript=transcript)
 
 
@@ -187,21 +251,33 @@ def graph_chunk_call(
     media: str,
     task: ChunkTask,
     speech: asyncio.Task[Speech] | None = None,
+    thumbs: ThumbnailTarget | None = None,
 ) -> Callable[[ChunkPlan], Awaitable[ChunkResult]]:
     """One chunk through the graph: the Chunker's response goes straight into the VLM call, so the frames
     travel replica to replica, never through the caller. The decode is sent first and the transcript
-    awaited while it runs; the VLM call gets the segments the chunk overlaps."""
+    awaited while it runs; the VLM call gets the segments the chunk overlaps. With `thumbs` (jobs), the
+    Chunker also stores thumbnails of the kept frames."""
 
     async def call(plan: ChunkPlan) -> ChunkResult:
-        frames = chunker.decode.remote(media, plan)
+        frames = chunker.decode.remote(media, plan, thumbs)
         try:
             heard = await asyncio.shield(speech) if speech is not None else NO_SPEECH  # shared by every chunk
+            return await cancel_on_exit(vlm.analyze_chunk.remote(frames, task, heard.segments(plan)))
         except asyncio.CancelledError:
+            # The caller went away, failed or timed out: the decode too, or it runs on for nobody.
             frames.cancel()
             raise
-        return await vlm.analyze_chunk.remote(frames, task, heard.segments(plan))
 
     return call
+
+
+async def cancel_on_exit(response: DeploymentResponse[T]) -> T:
+    """`await response`, cancelling it when the awaiting task is cancelled (awaiting alone does not)."""
+    try:
+        return await response
+    except asyncio.CancelledError:
+        response.cancel()
+        raise
 
 
 Summarizer = Callable[[list[TimelineEntry], str, list[TranscriptSegment]], Awaitable[Summary]]
@@ -240,7 +316,7 @@ async def finish(
             summary_error = f"{type(exc).__name__}: {exc}"[:1000]
             logger.warning("video %s: no summary: %s", video_id, summary_error)
     summary_s = time.perf_counter() - started
-    return assemble(
+    analysis = assemble(
         video_id=video_id,
         info=info,
         options=options,
@@ -258,3 +334,5 @@ async def finish(
             "wall_s": max(0.0, time.time() - started_at),
         },
     )
+    record_video("succeeded", analysis)
+    return analysis

@@ -39,7 +39,12 @@ class VideoInfo(BaseModel):
     @property
     def video_id(self) -> str:
         """The video's one id everywhere (API, jobs, bulk, logs): its content hash, shortened."""
-        return self.sha256[:16]
+        return video_id_of(self.sha256)
+
+
+def video_id_of(sha256: str) -> str:
+    """`VideoInfo.video_id` of a file with this SHA-256 (e.g. one hashed before it is probed)."""
+    return sha256[:16]
 
 
 class ChunkPlan(BaseModel):
@@ -314,6 +319,21 @@ class TimelineEntry(BaseModel):
     text: str
 
 
+class Chapter(BaseModel):
+    """A seek point of the video, made from the timeline (serve_app.analysis.chapters)."""
+
+    title: str
+    start_s: float = Field(ge=0)
+    end_s: float = Field(ge=0, description="The next chapter's start, or the end of the video.")
+
+
+class Thumbnail(BaseModel):
+    """A small JPEG of a frame the model was shown, stored with its job."""
+
+    time_s: float = Field(ge=0, description="The frame's presentation time, video clock.")
+    url: str = Field(description="Where the JPEG is served (`/v1/jobs/<id>/thumbnails/<ms>.jpg`).")
+
+
 class Summary(BaseModel):
     title: str
     summary: str
@@ -386,6 +406,9 @@ class Problem(BaseModel):
     detail: str
     instance: str | None = None
     errors: list[dict[str, Any]] | None = None
+    alternate: str | None = Field(
+        default=None, description="A route that takes the same request instead (too-long-for-sync: /v1/jobs)."
+    )
 
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]

@@ -77,6 +77,9 @@ def test_the_installed_package_loads_its_packaged_serve_config(tmp_path: Path) -
 
     installed = site / "serve_app" / "serve_config.yaml"
     assert installed.is_file() and not installed.is_symlink()  # the content, not a link into the build tree
+    static = REPO / "serve_app" / "web" / "static"
+    for page_file in sorted(static.iterdir()):  # the web page ships prebuilt, as package data
+        assert (site / "serve_app" / "web" / "static" / page_file.name).read_bytes() == page_file.read_bytes()
     proc = _run([sys.executable, "-c", PROBE, str(run / "nope.yaml")], run, env | {"PYTHONPATH": str(site)})
     out = json.loads(proc.stdout)
     assert Path(out["package"]).is_relative_to(site), out["package"]  # the installed copy, not the repository

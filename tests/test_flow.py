@@ -15,11 +15,13 @@ from ray.serve.exceptions import BackPressureError
 
 from serve_app.analysis import OutputError
 from serve_app.config import FlowSettings
-from serve_app.errors import EngineUnavailable, InvalidVideo
+from serve_app.errors import EngineUnavailable, InvalidVideo, TooLongForSync
+from serve_app.fair_share import FairShare
 from serve_app.flow import (
     NO_SPEECH,
     Speech,
     backoff_delays,
+    check_sync_limit,
     finish,
     infer_chunks,
     is_transient,
@@ -134,6 +136,50 @@ def test_infer_chunks_keeps_the_window_and_reports_failures_in_order() -> None:
     assert [r.ok for r in results] == [i != 4 for i in range(10)]
     assert results[4].error == "InvalidVideo: corrupt packet at 41.0 s"
     assert (results[4].start_s, results[4].end_s) == (40.0, 50.0)
+
+
+def test_videos_sharing_slots_stay_within_them_and_a_short_one_is_not_starved() -> None:
+    share = FairShare(4)
+    in_flight = peak = 0
+    started: list[str] = []
+
+    def caller(name: str):
+        async def call(p: ChunkPlan) -> ChunkResult:
+            nonlocal in_flight, peak
+            started.append(name)
+            in_flight += 1
+            peak = max(peak, in_flight)
+            await asyncio.sleep(0.01)
+            in_flight -= 1
+            return ok_result(p)
+
+        return call
+
+    def analyse(name: str, chunks: int):
+        policy = FAST.model_copy(update={"chunks_in_flight": 8})
+        plans = [plan(i) for i in range(chunks)]
+        return infer_chunks(plans, caller(name), mode="describe", policy=policy, video_id=name, share=share)
+
+    async def main() -> int:
+        longs = [asyncio.create_task(analyse(name, 20)) for name in ("long-1", "long-2")]
+        await asyncio.sleep(0.015)
+        arrived = len(started)  # 16 long chunks want the 4 slots: 12 of them wait, queued before the short one
+        assert (await analyse("short", 1))[0].ok
+        await asyncio.gather(*longs)
+        return arrived
+
+    arrived = run(main())
+    assert peak == 4  # two windows of 8, but only the 4 shared slots at once
+    # The short video's chunk took the next free slot: only chunks already granted one started before it.
+    assert started.index("short") - arrived <= 4, (arrived, started)
+
+
+def test_the_sync_limit_refuses_before_any_work_and_names_the_job_route() -> None:
+    policy = FlowSettings(sync_max_chunks=3)
+    check_sync_limit([plan(i) for i in range(3)], policy)
+    with pytest.raises(TooLongForSync, match=r"4 chunks.*at most 3.*/v1/jobs"):
+        check_sync_limit([plan(i) for i in range(4)], policy)
+    assert TooLongForSync.status == 422 and TooLongForSync.alternate == "/v1/jobs"
 
 
 INFO = VideoInfo(

@@ -40,7 +40,8 @@ PACKAGE_ALL: dict[str, list[str]] = {
         "thin_lines",
         "timeline_text",
     ],
-    "serve_app.engine": ["Engine", "create_engine"],
+    "serve_app.engine": ["ChatDelta", "Engine", "create_engine"],
+    "serve_app.chat": ["ChatService", "chat_completion", "chat_stream"],
     "serve_app.search": [
         "ArchiveResults",
         "DEFAULT_LIMIT",
@@ -91,6 +92,7 @@ MODULE_ALL: dict[str, list[str]] = {
         "is_scrolled",
         "thumbnail_size",
     ],
+    "serve_app.video.thumbnails": ["THUMB_PX", "contact_sheet", "kept_frames", "sheet_tiles", "thumbnail_jpeg"],
     "serve_app.video.tokens": ["FACTOR", "PIXELS_PER_TOKEN", "TEMPORAL_PATCH", "fit_frame_size", "visual_tokens"],
     "serve_app.http.auth": ["ApiKeys", "AuthConfigError", "PUBLIC_PATHS", "check_auth_configured", "load_api_keys"],
     "serve_app.http.events": ["job_events", "resume_point", "sse", "stream_window_s"],
@@ -102,6 +104,7 @@ MODULE_ALL: dict[str, list[str]] = {
         "fetch_url",
         "resolve_checked",
     ],
+    "serve_app.http.media_token": ["COOKIE", "MediaTokens", "asset_job"],
     "serve_app.http.intake": ["ANALYZE_BODY", "FORM_FIELDS", "Intake", "options_from_form", "receive_video"],
     "serve_app.http.problems": [
         "OptionsError",
@@ -111,6 +114,17 @@ MODULE_ALL: dict[str, list[str]] = {
         "problem",
     ],
     "serve_app.http.upload": ["MultipartForm", "read_limited", "receive_multipart"],
+    "serve_app.http.openai_errors": ["OPENAI_PATHS", "OpenAIErrors", "openai_error", "openai_status"],
+    "serve_app.observability.logs": ["ROUTED_LOGGERS", "route_to_serve", "serve_request_id", "use_request_id"],
+    "serve_app.observability.metrics": [
+        "STAGES",
+        "record_chunk",
+        "record_fetch_failure",
+        "record_problem",
+        "record_stage",
+        "record_video",
+        "set_jobs",
+    ],
     "serve_app.devtools.markers": [
         "ChunkCheck",
         "ModelInputProbe",
@@ -131,7 +145,9 @@ MODULE_ALL: dict[str, list[str]] = {
     ],
     "serve_app.devtools.synthetic": [
         "CODE_BITS",
+        "ChangeDurations",
         "ScreenEvent",
+        "ScreenLayout",
         "ScreenRenderer",
         "counter_box",
         "read_counter",
@@ -149,7 +165,7 @@ MODULE_ALL: dict[str, list[str]] = {
 MODULE_DEFINES: dict[str, list[str]] = {
     "serve_app.store.files": ["FileStore", "resolve", "to_uri"],
     "serve_app.store.media": ["MediaCache", "is_local", "media_path"],
-    "serve_app.store.jobs": ["JobStore", "new_job_id"],
+    "serve_app.store.jobs": ["JobStore", "ThumbnailTarget", "new_job_id"],
     "serve_app.devtools.cpu_profile": ["apply", "main", "patch_torchvision"],
     "serve_app.devtools.meeting": [
         "Line",
@@ -165,7 +181,7 @@ MODULE_DEFINES: dict[str, list[str]] = {
 }
 
 #: Packages whose `__init__` is a docstring only: their modules carry the surface.
-DOCSTRING_ONLY_PACKAGES = ("serve_app.http", "serve_app.store", "serve_app.devtools")
+DOCSTRING_ONLY_PACKAGES = ("serve_app.http", "serve_app.store", "serve_app.devtools", "serve_app.observability")
 
 
 def defined_public(module: ModuleType) -> list[str]:

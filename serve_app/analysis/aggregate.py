@@ -1,7 +1,9 @@
 """Merge per-chunk answers into one timeline, and prepare the summary call.
 
-Chunks overlap, so the same moment can be reported twice. Each chunk owns a
-core range (`ChunkPlan.core_start_s`..`core_end_s`, cores tile the video); an
+Chunks overlap, so the same moment can be reported twice. Reports of one event
+by two overlapping chunks, with slightly different times or words, are kept
+once (`serve_app.analysis.duplicates`). Each chunk owns a core range
+(`ChunkPlan.core_start_s`..`core_end_s`, cores tile the video); any other
 event is kept only by the chunk whose core holds the event's midpoint, and
 consecutive entries with the same text are merged.
 """
@@ -12,6 +14,7 @@ import json
 import re
 from typing import Any
 
+from serve_app.analysis.duplicates import Sighting, best_report, event_span, group_duplicates
 from serve_app.schemas import (
     AnalysisStats,
     AnalyzeOptions,
@@ -50,8 +53,8 @@ _TIMED = ("events", "steps", "highlights")
 _KIND = {"statement": "Said", "question": "Question", "decision": "Decision", "action_item": "Action item"}
 
 
-def _events(output: dict[str, Any] | None) -> list[tuple[dict[str, Any], str]]:
-    """(item, its timeline text) for every timed item of an answer."""
+def _events(output: dict[str, Any] | None) -> list[tuple[str, dict[str, Any], str]]:
+    """(list it is in, item, its timeline text) for every timed item of an answer."""
     if not output:
         return []
     found = []
@@ -63,7 +66,7 @@ def _events(output: dict[str, Any] | None) -> list[tuple[dict[str, Any], str]]:
             if (label := _KIND.get(item.get("kind", ""))) and text:
                 who = item.get("who")
                 text = f"{label}{f' ({who})' if who and who != 'unknown' else ''}: {text}"
-            found.append((item, text))
+            found.append((key, item, text))
     return found
 
 
@@ -75,24 +78,40 @@ def build_timeline(plans: list[ChunkPlan], results: list[ChunkResult]) -> list[T
     """Ordered, de-duplicated timeline from the successful chunks."""
     by_index = {p.index: p for p in plans}
     last_index = max(by_index, default=-1)
-    entries: list[TimelineEntry] = []
-    for result in sorted(results, key=lambda r: r.start_s):
-        if not result.ok:
-            continue
+    ok = sorted((r for r in results if r.ok), key=lambda r: r.start_s)
+    sightings: list[Sighting] = []
+    for result in ok:
         plan = by_index[result.index]
-        last = plan.index == last_index
-        kept = []
-        for event, described in _events(result.output):
+        for key, event, described in _events(result.output):
             # Clamp model-reported times into the chunk; a model may invent times.
             start = min(max(float(event["start_s"]), plan.start_s), plan.end_s)
             end = min(max(float(event["end_s"]), start), plan.end_s)
-            if _owns(plan, (start + end) / 2, last) and (text := _clean(described)):
-                kept.append(TimelineEntry(start_s=start, end_s=end, chunk_index=plan.index, text=text))
-        if not kept and (text := _clean(_headline(result))):
-            kept.append(
+            if text := _clean(described):
+                sighting = Sighting(
+                    plan=plan,
+                    key=key,
+                    start_s=start,
+                    end_s=end,
+                    text=text,
+                    description=_clean(str(event.get("description", ""))),
+                    owned=_owns(plan, (start + end) / 2, plan.index == last_index),
+                    who=str(event["who"]) if event.get("who") else None,
+                )
+                sightings.append(sighting)
+    entries: list[TimelineEntry] = []
+    for group in group_duplicates(sightings):
+        best = best_report(group)
+        # Seen by two chunks: kept once whoever owns it; seen by one: only by the chunk owning its midpoint.
+        if len(group) > 1 or best.owned:
+            start, end = event_span(group)
+            entries.append(TimelineEntry(start_s=start, end_s=end, chunk_index=best.plan.index, text=best.text))
+    with_entries = {e.chunk_index for e in entries}
+    for result in ok:
+        plan = by_index[result.index]
+        if plan.index not in with_entries and (text := _clean(_headline(result))):
+            entries.append(
                 TimelineEntry(start_s=plan.core_start_s, end_s=plan.core_end_s, chunk_index=plan.index, text=text)
             )
-        entries.extend(kept)
     entries.sort(key=lambda e: (e.start_s, e.end_s))
     return _merge_repeats(entries)
 

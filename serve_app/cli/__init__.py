@@ -89,9 +89,11 @@ def print_summary(analysis: VideoAnalysis, out: Path | None) -> None:
 EMBEDDED_OVERRIDES = {"security": {"auth": "disabled"}, "serve": {"host": "127.0.0.1"}}
 
 
-def _run_analysis(source: str, options: AnalyzeOptions, server: str | None, config: Path | None) -> VideoAnalysis:
+def _run_analysis(
+    source: str, options: AnalyzeOptions, server: str | None, config: Path | None, sheet: Path | None = None
+) -> VideoAnalysis:
     if server:
-        return _analyze_on(server, source, options)
+        return _analyze_on(server, source, options, sheet)
 
     from serve_app.cli.local_stack import local_stack
 
@@ -105,7 +107,7 @@ def _run_analysis(source: str, options: AnalyzeOptions, server: str | None, conf
         with local_stack(settings, port=settings.serve.port, app_name=cfg.app_name) as base_url:
             console.log(f"local stack up in {time.perf_counter() - started:.1f}s at {base_url}")
             status.stop()
-            analysis = _analyze_on(base_url, source, options)
+            analysis = _analyze_on(base_url, source, options, sheet)
             status.start()
             status.update("stopping local stack ...")
     return analysis
@@ -127,27 +129,49 @@ def _is_long(source: str, options: AnalyzeOptions) -> bool:
     return duration > 2 * (options.chunk_s or VideoSettings().chunk_s)
 
 
-def _analyze_on(server: str, source: str, options: AnalyzeOptions) -> VideoAnalysis:
+def _analyze_on(server: str, source: str, options: AnalyzeOptions, sheet: Path | None = None) -> VideoAnalysis:
+    """A contact sheet (`sheet`) needs a job: it is made from the thumbnails a job stores."""
     from serve_app.cli import client
 
-    if not _is_long(source, options):
+    if sheet is None and not _is_long(source, options):
         with console.status(f"analyzing {source} on {server} ..."):
             return client.analyze(server, source, options)
-    return _analyze_as_job(server, source, options)
+    return _analyze_as_job(server, source, options, sheet)
 
 
-def _analyze_as_job(server: str, source: str, options: AnalyzeOptions) -> VideoAnalysis:
-    """Submit a job and follow its events (resumed across streams) with a live progress bar and chunk lines."""
+def _analyze_as_job(server: str, source: str, options: AnalyzeOptions, sheet: Path | None = None) -> VideoAnalysis:
+    """Submit a job and follow its events (resumed across streams) with a live progress bar and chunk lines;
+    then fetch its contact sheet into `sheet`, if asked."""
     from serve_app.cli import client
     from serve_app.cli.jobs import JobDidNotSucceed, follow
 
     job = client.submit_job(server, source, options)
     console.log(f"job {job.id} queued ({server}/v1/jobs/{job.id})")
     try:
-        return follow(server, job.id, console=console)
+        analysis = follow(server, job.id, console=console)
     except JobDidNotSucceed as exc:
         problem = {"title": f"job {exc.data.get('status')}", "detail": exc.data.get("error") or ""}
         raise client.ApiError(409, problem) from None
+    if sheet is not None:
+        _write_bytes(sheet, client.job_file(server, job.id, "contact-sheet.jpg"))
+    return analysis
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+#: `--chapters` formats, by the file's suffix.
+CHAPTER_FORMATS = {".md": "Markdown ([mm:ss] title)", ".vtt": "WebVTT chapters"}
+
+
+def write_chapters(analysis: VideoAnalysis, path: Path) -> None:
+    from serve_app.analysis.chapters import chapters_from, to_markdown, to_webvtt_chapters
+
+    chapters = chapters_from(analysis.timeline, analysis.video.duration_s)
+    text = to_markdown(chapters) if path.suffix == ".md" else to_webvtt_chapters(chapters)
+    _write_bytes(path, text.encode())
 
 
 @app.command()
@@ -165,13 +189,24 @@ def analyze(
     audio: Annotated[str, typer.Option(help="auto (transcribe the audio track) or off.")] = "auto",
     language: Annotated[str | None, typer.Option(help="Spoken language (Whisper code); default: detected.")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write the full JSON here.")] = None,
+    chapters: Annotated[
+        Path | None, typer.Option("--chapters", help="Write the chapters here: .md (Markdown) or .vtt (WebVTT).")
+    ] = None,
+    contact_sheet: Annotated[
+        Path | None,
+        typer.Option("--contact-sheet", help="Write a JPEG of the kept frames with their times here (runs a job)."),
+    ] = None,
     config: ConfigOpt = None,
     verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
 ) -> None:
-    """Analyze one video and print a summary (full JSON to -o)."""
+    """Analyze one video and print a summary (full JSON to -o, chapters to --chapters)."""
     from serve_app.cli.client import ApiError
 
     _setup_logging(verbose)
+    if chapters is not None and chapters.suffix not in CHAPTER_FORMATS:
+        formats = ", ".join(f"{suffix} ({what})" for suffix, what in CHAPTER_FORMATS.items())
+        console.print(f"[red]error[/red] --chapters {chapters}: name a {formats} file")
+        raise typer.Exit(2)
     options = AnalyzeOptions.model_validate(
         {
             "mode": mode,
@@ -185,14 +220,19 @@ def analyze(
         }
     )
     try:
-        analysis = _run_analysis(source, options, server, config)
+        analysis = _run_analysis(source, options, server, config, contact_sheet)
     except ApiError as exc:
         console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(2) from None
     if output:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(analysis.model_dump_json(indent=2))
+    if chapters:
+        write_chapters(analysis, chapters)
     print_summary(analysis, output)
+    for path, what in ((chapters, "chapters"), (contact_sheet, "contact sheet")):
+        if path:
+            print(f"{what:<11}{path.resolve()}")
 
 
 @app.command()
@@ -236,6 +276,8 @@ def demo(
         str(video),
         mode=mode,
         output=output,
+        chapters=None,
+        contact_sheet=None,
         config=config,
         server=None,
         prompt=None,

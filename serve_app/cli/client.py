@@ -126,6 +126,14 @@ def job_result(server: str, job_id: str, api_key: str | None = None) -> VideoAna
     return VideoAnalysis.model_validate(response.json())
 
 
+def job_file(server: str, job_id: str, name: str, api_key: str | None = None) -> bytes:
+    """One of a job's files, e.g. `contact-sheet.jpg`, `chapters.md`, `transcript.vtt`."""
+    with http_client(600, api_key) as client:
+        response = client.get(f"{_base(server)}/v1/jobs/{job_id}/{name}")
+    _raise_for_problem(response)
+    return response.content
+
+
 def search(server: str, query: str, limit: int = 20, api_key: str | None = None) -> SearchResults:
     """`GET /v1/search`: the processed videos' best passages for `query` (serve_app.search.query's syntax)."""
     with http_client(60, api_key) as client:

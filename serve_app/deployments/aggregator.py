@@ -11,6 +11,7 @@ from ray.serve.handle import DeploymentHandle
 
 from serve_app.config import FlowSettings
 from serve_app.flow import NO_SPEECH, Speech, finish
+from serve_app.observability.logs import route_to_serve
 from serve_app.schemas import (
     AnalyzeOptions,
     ChunkPlan,
@@ -26,6 +27,7 @@ from serve_app.schemas import (
 @serve.deployment(name="Aggregator")
 class Aggregator:
     def __init__(self, vlm: DeploymentHandle, policy: FlowSettings) -> None:
+        route_to_serve()
         self.vlm = vlm
         self.policy = policy
 

@@ -13,6 +13,7 @@ import logging
 from ray import serve
 
 from serve_app.config import AsrSettings
+from serve_app.observability.logs import route_to_serve
 from serve_app.schemas import Transcript
 from serve_app.speech import Recognizer, transcribe_file
 from serve_app.store.media import MediaCache, media_path
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 @serve.deployment(name="ASR", health_check_period_s=10, health_check_timeout_s=30)
 class ASR:
     def __init__(self, settings: AsrSettings, cache: MediaCache) -> None:
+        route_to_serve()
         # Loads and hash-checks the weights: a missing or damaged model fails the replica at start.
         self.recognizer = Recognizer(settings)
         self.cache = cache

@@ -19,19 +19,37 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
+from serve_app import web
+from serve_app.chat import ChatService, chat_completion, chat_stream
 from serve_app.config import Settings, job_store_uri
 from serve_app.devtools.netguard import install_loopback_guard
 from serve_app.errors import EngineUnavailable, JobConflict, JobNotFound, NoTranscript
-from serve_app.flow import Speech, graph_chunk_call, infer_chunks, plan_video, start_transcript
+from serve_app.fair_share import FairShare
+from serve_app.flow import (
+    Speech,
+    cancel_on_exit,
+    check_sync_limit,
+    graph_chunk_call,
+    infer_chunks,
+    plan_video,
+    queue_job,
+    start_transcript,
+)
 from serve_app.http import events
 from serve_app.http.auth import PUBLIC_PATHS, load_api_keys
 from serve_app.http.fetch import UrlPolicy
 from serve_app.http.intake import ANALYZE_BODY, Intake, receive_video
+from serve_app.http.openai_errors import OpenAIErrors
 from serve_app.http.problems import PROBLEM_RESPONSES, install_problem_handlers
+from serve_app.http.upload import read_limited
+from serve_app.observability.logs import route_to_serve
+from serve_app.observability.metrics import record_video
 from serve_app.schemas import Job, JobList, SearchResults, VideoAnalysis
 from serve_app.search import DEFAULT_LIMIT, MAX_LIMIT, QUERY_HELP, online_index
 from serve_app.speech.transcript import to_srt, to_webvtt
 from serve_app.store.jobs import JobStore
+from serve_app.store.media import MediaCache
+from serve_app.web import job_files
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +65,9 @@ async def _authenticate(
 ) -> None:
     """Every route needs a valid key, except `auth.PUBLIC_PATHS` (and /docs, /openapi.json: not API routes)."""
     path = request.url.path.removeprefix(request.scope.get("root_path", "").rstrip("/")) or "/"
-    api_keys = _replica().api_keys
-    if api_keys is None or path in PUBLIC_PATHS:
+    replica = _replica()
+    api_keys = replica.api_keys
+    if api_keys is None or path in PUBLIC_PATHS or job_files.cookie_opens(replica.media_tokens, request, path):
         return
     api_keys.check(request.headers.get("authorization"))
 
@@ -60,6 +79,8 @@ api = FastAPI(
     dependencies=[Depends(_authenticate)],
 )
 install_problem_handlers(api, retry_after_s=lambda: _replica().settings.serve.ingress.retry_after_s)
+api.add_middleware(OpenAIErrors)  # outside the problem handlers: it rewrites their bodies on the OpenAI routes
+api.mount("/web", web.static_files(), name="web")  # the page's script and styles: public, like the page
 
 
 # Helpers above are defined before the class: Serve serializes the class when decorated.
@@ -75,6 +96,7 @@ class Ingress:
         runner: DeploymentHandle,
         settings: Settings,
     ) -> None:
+        route_to_serve()
         self.chunker = chunker
         self.vlm = vlm
         self.aggregator = aggregator
@@ -87,6 +109,12 @@ class Ingress:
         self.url_policy = UrlPolicy.from_settings(settings.security)
         self.jobs = JobStore(job_store_uri(settings))
         self.jobs.files.check_writable()  # an unreachable or read-only store fails the replica at start
+        self.chat = ChatService(
+            jobs=self.jobs, chunker=chunker, vlm=vlm, runner=runner, settings=settings, url_policy=self.url_policy
+        )
+        self.sync_share = FairShare(settings.flow.sync_chunks_in_flight)  # every /v1/analyze of this replica
+        self.media_cache = MediaCache(settings.serve.media_cache_dir, settings.serve.media_cache_bytes)
+        self.media_tokens = job_files.media_tokens(self.api_keys, settings.security)
 
     async def _check_schema(self, schema: dict[str, Any]) -> None:
         await self.vlm.check_schema.remote(schema)
@@ -134,6 +162,7 @@ class Ingress:
             intake, fetch_s, media = await self._stage(request, upload)
             options = intake.options
             info, plans, probe_s = await plan_video(self.chunker, media, options)
+            check_sync_limit(plans, self.settings.flow)
             task = options.to_chunk_task(info.video_id, self.settings.model.max_tokens)
             logger.info("video %s: %.1fs, %d chunks, mode %s", info.video_id, info.duration_s, len(plans), options.mode)
             speech = start_transcript(self.asr, media, info, options, self.settings.flow)
@@ -143,11 +172,16 @@ class Ingress:
                 mode=options.mode,
                 policy=self.settings.flow,
                 video_id=info.video_id,
+                share=self.sync_share,
             )
             timings = {"fetch_s": fetch_s, "probe_s": probe_s}
-            return await self.aggregator.aggregate.remote(
-                info, options, plans, results, timings, started_at, await speech
+            return await cancel_on_exit(
+                self.aggregator.aggregate.remote(info, options, plans, results, timings, started_at, await speech)
             )
+        except Exception:
+            if speech is not None:  # planned, so a video that failed (bad input is a problem, not counted here)
+                record_video("failed")
+            raise
         finally:
             if speech is not None:
                 speech.cancel()  # the client went away or the request failed: stop transcribing
@@ -181,26 +215,24 @@ class Ingress:
         try:
             await asyncio.to_thread(store.check_capacity, jobs)  # cheap refusal before reading the upload
             intake, fetch_s, media = await self._stage(request, upload)
-            info, plans, probe_s = await plan_video(self.chunker, media, intake.options)
-            job_id = await asyncio.to_thread(store.reserve, jobs)  # the capacity bound, across replicas
-            try:
-                if idempotency_key:
-                    await asyncio.to_thread(store.bind_key, principal, idempotency_key, job_id)
-                timings = {"fetch_s": fetch_s, "probe_s": probe_s}
-                job = await asyncio.to_thread(
-                    store.create, upload, intake.options, intake.source, info, plans, timings, job_id
-                )
-            except BaseException:
-                await asyncio.to_thread(store.release, job_id)
-                raise
+            job = await queue_job(
+                store,
+                self.chunker,
+                self.runner,
+                jobs,
+                upload=upload,
+                media=media,
+                options=intake.options,
+                source=intake.source,
+                fetch_s=fetch_s,
+                bind=(lambda job_id: store.bind_key(principal, idempotency_key, job_id)) if idempotency_key else None,
+            )
         except BaseException:
             if idempotency_key:  # nothing was made: the key may be used again
                 await asyncio.to_thread(store.release_key, principal, idempotency_key)
             raise
         finally:
             await asyncio.to_thread(store.delete_upload, upload)  # moved into the job, or a failed intake
-        self.runner.wake.remote()
-        logger.info("job %s queued: video %s, %.1fs, %d chunks", job.id, info.video_id, info.duration_s, len(plans))
         return JSONResponse(job.model_dump(mode="json"), status_code=202, headers={"Location": job.links["self"]})
 
     @api.get("/v1/jobs", summary="Recent jobs, newest first", response_model=JobList)
@@ -290,6 +322,72 @@ class Ingress:
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
+    # -- the web page, and a job's files (serve_app.web.job_files) ---------------------
+    @api.get("/", include_in_schema=False)
+    async def web_page(self) -> Response:
+        return web.page()
+
+    @api.post(
+        "/v1/jobs/{job_id}/playback",
+        summary="A short-lived cookie that lets the browser load this job's video and images by URL",
+        response_model=job_files.Playback,
+        responses=PROBLEM_RESPONSES,
+    )
+    async def playback(self, request: Request, job_id: str) -> Response:
+        job = await self._load_job(job_id)
+        return job_files.playback_response(self.media_tokens, request, job.id)
+
+    @api.get(
+        "/v1/jobs/{job_id}/media",
+        summary="The job's video, kept with a succeeded result (HTTP range requests: 206)",
+        response_class=Response,
+        responses={200: {"content": {"video/*": {}}}, 206: {"description": "Partial content"}, **PROBLEM_RESPONSES},
+    )
+    async def job_media(self, job_id: str) -> Response:
+        job = await self._load_job(job_id)
+        return await asyncio.to_thread(job_files.media_response, self.jobs, job, self.media_cache)
+
+    @api.get(
+        "/v1/jobs/{job_id}/thumbnails",
+        summary="The kept frames' thumbnails, in time order",
+        response_model=list[job_files.Thumbnail],
+        responses=PROBLEM_RESPONSES,
+    )
+    async def job_thumbnails(self, job_id: str) -> list[job_files.Thumbnail]:
+        job = await self._load_job(job_id)
+        return await asyncio.to_thread(job_files.thumbnails, self.jobs, job.id, job.links["self"])
+
+    @api.get(
+        "/v1/jobs/{job_id}/thumbnails/{millis}.jpg",
+        summary="One thumbnail (JPEG), named by its time in milliseconds",
+        response_class=Response,
+        responses={200: {"content": {"image/jpeg": {}}}, **PROBLEM_RESPONSES},
+    )
+    async def job_thumbnail(self, job_id: str, millis: int) -> Response:
+        job = await self._load_job(job_id)
+        data = await asyncio.to_thread(job_files.load_thumbnail, self.jobs, job.id, millis)
+        return Response(data, media_type="image/jpeg", headers=job_files.IMMUTABLE_HEADERS)
+
+    @api.get(
+        "/v1/jobs/{job_id}/contact-sheet.jpg",
+        summary="The kept frames in one image, each with its time",
+        response_class=Response,
+        responses={200: {"content": {"image/jpeg": {}}}, **PROBLEM_RESPONSES},
+    )
+    async def job_contact_sheet(self, job_id: str) -> Response:
+        job = await self._load_job(job_id)
+        data = await asyncio.to_thread(job_files.contact_sheet_jpeg, self.jobs, job)
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, no-cache"})
+
+    @api.get(
+        "/v1/jobs/{job_id}/chapters.{fmt}",
+        summary="The finished job's chapters (from the timeline) as WebVTT chapters (`vtt`), Markdown (`md`) or "
+        "JSON (`json`)",
+        responses={200: {"content": {"text/vtt": {}, "text/markdown": {}}}, **PROBLEM_RESPONSES},
+    )
+    async def job_chapters(self, job_id: str, fmt: Literal["vtt", "md", "json"]) -> Response:
+        return job_files.chapters_response(await self.job_result(job_id), fmt)
+
     # -- search ------------------------------------------------------------------
     @api.get(
         "/v1/search",
@@ -305,3 +403,26 @@ class Ingress:
         """serve_app.search has the syntax and the index; a bad query is a 422 (invalid-query). In a thread:
         the index (opened on first use) first takes in the results that are new in the store."""
         return await asyncio.to_thread(lambda: online_index(self.settings).search(q, limit))
+
+    # -- OpenAI-compatible chat --------------------------------------------------------
+    @api.get("/v1/models", summary="The served model (OpenAI `models.list`)")
+    async def models(self) -> dict[str, Any]:
+        model = await self.chat.model_id()
+        return {"object": "list", "data": [{"id": model, "object": "model", "created": 0, "owned_by": "reelserve"}]}
+
+    @api.post(
+        "/v1/chat/completions",
+        summary="OpenAI Chat Completions with `video_url` parts: a question about a whole video, answered "
+        "with cited times (serve_app.chat has the contract)",
+        responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}},
+    )
+    async def chat_completions(self, request: Request) -> Response:
+        body = await read_limited(request.stream(), self.settings.chat.max_request_bytes, "JSON body")
+        question = await self.chat.prepare(body)  # errors before any answer: a plain status and body
+        if question.request.stream:
+            return StreamingResponse(
+                chat_stream(self.chat, question, self.settings.jobs.events_keepalive_s),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        return JSONResponse(await chat_completion(self.chat, question))

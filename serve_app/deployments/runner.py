@@ -24,9 +24,11 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from serve_app.config import FlowSettings, JobSettings
-from serve_app.flow import Speech, graph_chunk_call, infer_chunks, start_transcript
+from serve_app.flow import Speech, cancel_on_exit, graph_chunk_call, infer_chunks, start_transcript
+from serve_app.observability.logs import route_to_serve, use_request_id
+from serve_app.observability.metrics import record_video, set_jobs
 from serve_app.schemas import ChunkPlan, ChunkResult, Job, JobProgress
-from serve_app.store.jobs import JobStore
+from serve_app.store.jobs import JobStore, ThumbnailTarget
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ class JobRunner:
         flow: FlowSettings,
         default_max_tokens: int,
     ) -> None:
+        route_to_serve()
         self.chunker, self.vlm, self.aggregator, self.asr = chunker, vlm, aggregator, asr
         self.store = JobStore(store_uri)
         self.store.files.check_writable()  # an unreachable or read-only store fails the replica at start
@@ -113,8 +116,10 @@ class JobRunner:
             if task is not None:
                 task.cancel()  # in-flight chunk calls are cancelled, so vLLM aborts their requests
                 await asyncio.gather(task, return_exceptions=True)
-            async with lock:  # a chunk being stored finishes first (its write is shielded)
+            async with lock:  # a record or chunk being written finishes first (its write is shielded)
                 job = await asyncio.to_thread(self.store.get, job_id)
+                if job is None or job.terminal:  # it finished (or failed) before the cancel took effect
+                    return job
                 now = time.time()
                 update = {"status": "cancelled", "finished_at": now, "updated_at": now}
                 return await self._save(job.model_copy(update=update))
@@ -148,9 +153,14 @@ class JobRunner:
         """Start the oldest unfinished jobs of the active index while slots are free (records are read only
         then: a full runner reads nothing but the index)."""
         self.tasks = {k: t for k, t in self.tasks.items() if not t.done()}
-        if len(self.tasks) >= self.settings.max_running:
-            return
-        for job_id in await asyncio.to_thread(self.store.active_ids):  # creation order
+        active = await asyncio.to_thread(self.store.active_ids)  # creation order
+        try:
+            await self._start_from(active)
+        finally:  # the queue depth as this pass leaves it (an index entry not yet a job counts as queued)
+            set_jobs(queued=sum(job_id not in self.tasks for job_id in active), running=len(self.tasks))
+
+    async def _start_from(self, active: list[str]) -> None:
+        for job_id in active:
             if len(self.tasks) >= self.settings.max_running:
                 return
             if job_id in self.tasks or job_id in self.cancelling:
@@ -185,31 +195,61 @@ class JobRunner:
         await asyncio.to_thread(self.store.save, job)
         if job.terminal:
             await asyncio.to_thread(self.store.release, job.id)
-            # Its media is done with (the result stays for the retention): uploads of finished or
-            # cancelled jobs must not fill the store for days.
-            await asyncio.to_thread(self.store.delete_media, job.id)
+            # A succeeded job's media stays with its result for the retention, for the web page's player
+            # (`jobs.keep_media`); the sweep deletes both. Failed or cancelled jobs have nothing to play:
+            # their uploads must not fill the store for days.
+            if not (job.status == "succeeded" and self.settings.keep_media):
+                await asyncio.to_thread(self.store.delete_media, job.id)
         return job
 
     async def _update(self, job: Job, **fields) -> Job:
         return await self._save(job.model_copy(update={**fields, "updated_at": time.time()}))
 
+    async def _settle(self, job: Job, **fields) -> Job:
+        """`_update` under the job's lock, shielded: a write cancelled mid-way would go on in its thread and
+        could land after a cancel's "cancelled"; this way the cancel waits for it, then writes last."""
+
+        async def locked() -> Job:
+            async with self._writes(job.id):
+                return await self._update(job, **fields)
+
+        return await asyncio.shield(locked())
+
+    async def _begin(self, job: Job, **fields) -> Job | None:
+        """Mark the job running, from its current record: None if it is finished or being cancelled (the
+        scheduler read it before a cancel wrote "cancelled": it must not come back to life)."""
+
+        async def locked() -> Job | None:
+            async with self._writes(job.id):
+                current = await asyncio.to_thread(self.store.get, job.id)
+                if current is None or current.terminal or job.id in self.cancelling:
+                    return None
+                return await self._update(current, **fields)
+
+        return await asyncio.shield(locked())
+
     async def _run(self, job: Job) -> None:
         started = time.time()
         speech: asyncio.Task[Speech] | None = None
         cancelled = False
+        use_request_id(job.id)  # this job's chunk logs, on every replica, name it (serve_app.observability.logs)
         try:
             info, plans, timings = await asyncio.to_thread(self.store.load_plan, job.id)
             stored_chunks = await asyncio.to_thread(self.store.load_chunks, job.id)
             next_seq = await asyncio.to_thread(self.store.next_seq, job.id)
             done = {c.result.index: c.result for c in stored_chunks}
             progress = Progress(plans, list(done.values()), started)
-            job = await self._update(
+            begun = await self._begin(
                 job,
                 status="running",
                 started_at=job.started_at or started,
                 attempts=job.attempts + 1,
                 progress=progress.snapshot(),  # also counts a chunk stored just before a crash
             )
+            if begun is None:
+                logger.info("job %s: finished or cancelled before it started; not run", job.id)
+                return
+            job = begun
             logger.info("job %s: %d/%d chunks already done (attempt %d)", job.id, len(done), len(plans), job.attempts)
             media = self.store.media_uri(job.id)  # opened by the Chunker / ASR replica, on its own node
             task = job.request.to_chunk_task(info.video_id, self.default_max_tokens)
@@ -219,6 +259,8 @@ class JobRunner:
             async def write(result: ChunkResult) -> None:
                 nonlocal job, next_seq
                 async with lock:  # chunk n is on the store before the record counts it (events read by count)
+                    if cancelled or job.id in self.cancelling:  # nothing is recorded once a cancel began
+                        return
                     await asyncio.to_thread(self.store.save_chunk, job.id, next_seq, result, self.epoch)
                     next_seq += 1
                     done[result.index] = result
@@ -229,7 +271,9 @@ class JobRunner:
 
             await infer_chunks(
                 [p for p in plans if p.index not in done],
-                graph_chunk_call(self.chunker, self.vlm, media, task, speech),
+                graph_chunk_call(
+                    self.chunker, self.vlm, media, task, speech, ThumbnailTarget(self.store.files.uri, job.id)
+                ),
                 mode=job.request.mode,
                 policy=self.flow,
                 video_id=info.video_id,
@@ -238,26 +282,29 @@ class JobRunner:
             results = [done[p.index] for p in plans]
             failed = sum(not r.ok for r in results)
             if failed > self.settings.fail_ratio * len(results):
-                await self._update(
+                record_video("failed")
+                await self._settle(
                     job,
                     status="failed",
                     finished_at=time.time(),
                     error=f"{failed} of {len(results)} chunks failed; first: {first_error(results)}",
                 )
                 return
-            analysis = await self.aggregator.aggregate.remote(
-                info, job.request, plans, results, timings, job.created_at, await speech
+            heard = await speech
+            analysis = await cancel_on_exit(
+                self.aggregator.aggregate.remote(info, job.request, plans, results, timings, job.created_at, heard)
             )
             await asyncio.to_thread(self.store.save_result, job.id, analysis)
-            await self._update(job, status="succeeded", finished_at=time.time())
+            await self._settle(job, status="succeeded", finished_at=time.time())
             logger.info("job %s succeeded (%d chunks, %d failed)", job.id, len(results), failed)
         except asyncio.CancelledError:
             cancelled = True  # `cancel` holds the job's lock, and drops it
             raise
         except Exception as exc:  # the job's own failure must not stop the runner
             logger.exception("job %s failed", job.id)
+            record_video("failed")
             error = f"{type(exc).__name__}: {exc}"[:2000]
-            await self._update(job, status="failed", finished_at=time.time(), error=error)
+            await self._settle(job, status="failed", finished_at=time.time(), error=error)
         finally:
             if speech is not None:
                 speech.cancel()  # a failed or cancelled job leaves no transcription running

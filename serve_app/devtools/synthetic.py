@@ -24,7 +24,9 @@ import numpy as np
 
 __all__ = [
     "CODE_BITS",
+    "ChangeDurations",
     "ScreenEvent",
+    "ScreenLayout",
     "ScreenRenderer",
     "counter_box",
     "read_counter",
@@ -332,12 +334,35 @@ class ScreenEvent:
     end_s: float
 
 
-def screen_share_events(duration_s: float, *, seed: int = 0, fps: float = 30.0) -> list[ScreenEvent]:
+@dataclass(frozen=True)
+class ChangeDurations:
+    """How long content holds in `screen_share_events` (seconds, uniform ranges).
+
+    The defaults are the script `bench/sampling.py` tuned the sampler on; other
+    values make held-out scripts (the draws happen in the same order, so the
+    defaults reproduce the original scripts exactly).
+    """
+
+    hold_s: tuple[float, float] = (4.0, 40.0)
+    #: Share of holds drawn from `short_hold_s` (the changes a 1 fps grid can straddle).
+    short_fraction: float = 0.25
+    short_hold_s: tuple[float, float] = (1.0, 1.8)
+    dialog_s: tuple[float, float] = (0.8, 1.8)
+    #: Pause after a dialog closes, before the next change.
+    after_dialog_s: tuple[float, float] = (2.0, 8.0)
+    scroll_s: tuple[float, float] = (0.8, 1.6)
+
+
+def screen_share_events(
+    duration_s: float, *, seed: int = 0, fps: float = 30.0, durations: ChangeDurations | None = None
+) -> list[ScreenEvent]:
     """An irregular script: content held 4..40 s, a quarter under 2 s, dialogs, scrolls.
 
     Times fall on the frame grid of `fps`, so "shown from frame i" is exact.
-    Every kind of event appears at least once in 60 s.
+    Every kind of event appears at least once in 60 s. `durations` changes the
+    hold, dialog and scroll lengths (the defaults are the ones above).
     """
+    d = durations or ChangeDurations()
     rng = np.random.default_rng(seed)
 
     def snap(t: float) -> float:
@@ -353,13 +378,13 @@ def screen_share_events(duration_s: float, *, seed: int = 0, fps: float = 30.0) 
         if kind == "scroll" and scrolls_on_slide >= 2:
             kind = "slide"  # a page holds two scrolls' worth of text
         # Short holds (< 2 s) are the changes a 1 fps grid can straddle.
-        hold = float(rng.uniform(1.0, 1.8)) if rng.random() < 0.25 else float(rng.uniform(4.0, 40.0))
+        hold = float(rng.uniform(*d.short_hold_s)) if rng.random() < d.short_fraction else float(rng.uniform(*d.hold_s))
         start = snap(t)
         if kind == "dialog":
-            shown, end = start, snap(start + float(rng.uniform(0.8, 1.8)))
-            after = snap(end + float(rng.uniform(2.0, 8.0)))
+            shown, end = start, snap(start + float(rng.uniform(*d.dialog_s)))
+            after = snap(end + float(rng.uniform(*d.after_dialog_s)))
         else:
-            shown = snap(start + float(rng.uniform(0.8, 1.6))) if kind == "scroll" else start
+            shown = snap(start + float(rng.uniform(*d.scroll_s))) if kind == "scroll" else start
             end = after = snap(shown + hold)
         if after >= duration_s:
             break
@@ -386,13 +411,42 @@ def read_counter(frame_rgb: np.ndarray, width: int, height: int) -> int:
     return read_frame_index(frame_rgb[y0:y1, x0:x1])
 
 
+@dataclass(frozen=True)
+class ScreenLayout:
+    """Geometry and noise of a generated screen share.
+
+    Sizes are integer divisors of the frame's sides so the defaults (the
+    layout `bench/sampling.py` tuned the sampler on) render exactly as before.
+    """
+
+    #: Title bar height = frame height // title_div.
+    title_div: int = 12
+    #: Webcam tile sides = frame sides // webcam_div, in this corner.
+    webcam_div: int = 7
+    webcam_corner: Literal["bottom-right", "bottom-left", "top-right", "top-left"] = "bottom-right"
+    #: Dialog sides = (frame width // dialog_div[0], frame height // dialog_div[1]).
+    dialog_div: tuple[int, int] = (3, 4)
+    #: Standard deviation (grey levels) of fresh noise on every pixel of every frame: a screen
+    #: filmed by a camera or captured through a noisy analogue path. 0: a clean digital capture.
+    noise: float = 0.0
+
+
 class ScreenRenderer:
     """Renders the screen at any time of a script (title bar, page, dialog, webcam, cursor)."""
 
-    def __init__(self, width: int, height: int, events: list[ScreenEvent], seed: int, webcam: bool) -> None:
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        events: list[ScreenEvent],
+        seed: int,
+        webcam: bool,
+        layout: ScreenLayout | None = None,
+    ) -> None:
         self.width, self.height, self.webcam, self.seed = width, height, webcam, seed
+        self.layout = layout or ScreenLayout()
         self.events = events
-        self.top = height // 12  # window title bar
+        self.top = height // self.layout.title_div  # window title bar
         self.view_h = height - self.top
         self.page_h = self.view_h * 2  # two scrolls' worth of extra text below the fold
         self.scroll_px = self.view_h // 2
@@ -447,12 +501,20 @@ class ScreenRenderer:
         if self.webcam:
             self._webcam(image, index, t)
         self._cursor(image, t)
+        if self.layout.noise > 0:
+            self._noise(image, index)
         return image
+
+    def _noise(self, image: np.ndarray, index: int) -> None:
+        # Grey (luma) noise, fresh every frame; int16 so it can go negative before clipping.
+        rng = np.random.default_rng((self.seed, 30_000, index))
+        noise = rng.normal(0.0, self.layout.noise, image.shape[:2]).astype(np.int16)
+        image[:] = np.clip(image.astype(np.int16) + noise[:, :, None], 0, 255).astype(np.uint8)
 
     def _dialog(self, image: np.ndarray, key: int) -> None:
         w, h = self.width, self.height
         rng = np.random.default_rng((self.seed, 10_000 + key))
-        dw, dh = w // 3, h // 4
+        dw, dh = w // self.layout.dialog_div[0], h // self.layout.dialog_div[1]
         x0, y0 = (w - dw) // 2 + int(rng.integers(-w // 10, w // 10)), (h - dh) // 2
         image[y0 : y0 + dh, x0 : x0 + dw] = (250, 250, 250)
         image[y0 : y0 + dh // 6, x0 : x0 + dw] = (70, 90, 160)
@@ -463,8 +525,10 @@ class ScreenRenderer:
 
     def _webcam(self, image: np.ndarray, index: int, t: float) -> None:
         w, h = self.width, self.height
-        tw, th = w // 7, h // 7
-        x0, y0 = w - tw - w // 80, h - th - h // 60
+        tw, th = w // self.layout.webcam_div, h // self.layout.webcam_div
+        x0 = w - tw - w // 80 if self.layout.webcam_corner.endswith("right") else w // 80
+        # Below the title bar when at the top, so the tile never hides the window's title.
+        y0 = h - th - h // 60 if self.layout.webcam_corner.startswith("bottom") else self.top + h // 60
         rng = np.random.default_rng((self.seed, 20_000, index))
         tile = np.clip(rng.normal(90, 18, (th, tw, 3)), 0, 255)
         # A head bobbing in the tile: a brighter ellipse that moves every frame.
@@ -497,6 +561,8 @@ def write_screen_share(
     codec: str = "libx264",
     gop: int = 250,
     encoder_options: dict[str, str] | None = None,
+    layout: ScreenLayout | None = None,
+    durations: ChangeDurations | None = None,
 ) -> list[ScreenEvent]:
     """A screen-share recording: text pages, slide changes, dialogs, scrolls,
     a moving cursor and a noisy webcam tile; return its change events.
@@ -505,9 +571,11 @@ def write_screen_share(
     `read_frame_index`) so sampled frames can be checked against their
     timestamps. H.264 uses x264's default B-frames and a `gop`-frame GOP, as
     screen recorders (OBS) do; `encoder_options` overrides the encoder's.
+    `layout` and `durations` vary the picture and the script (held-out sets).
     """
-    events = events if events is not None else screen_share_events(duration_s, seed=seed, fps=fps)
-    screen = ScreenRenderer(width, height, events, seed, webcam)
+    if events is None:
+        events = screen_share_events(duration_s, seed=seed, fps=fps, durations=durations)
+    screen = ScreenRenderer(width, height, events, seed, webcam, layout)
     rate = _rate(fps)
     side, margin = counter_box(width, height)
     options = dict(_ENCODER_OPTIONS.get(codec, {}))

@@ -9,16 +9,29 @@ interface can be imported (and the deployments unit-tested) where vLLM is absent
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from serve_app.config import ModelSettings
 from serve_app.schemas import ChunkResult, ChunkTask, Summary, TimelineEntry, TranscriptSegment
 
 if TYPE_CHECKING:
+    from serve_app.chat.answer import ChatPrompt
     from serve_app.video.decode import SampledChunk
 
-__all__ = ["Engine", "create_engine"]
+__all__ = ["ChatDelta", "Engine", "create_engine"]
+
+
+@dataclass
+class ChatDelta:
+    """A conversation's answer as it grows (`VLMEngine.chat`): the whole text so far; the last one has
+    `finish_reason` and the token counts."""
+
+    text: str
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
 
 
 class Engine(Protocol):
@@ -37,6 +50,12 @@ class Engine(Protocol):
         self, entries: list[TimelineEntry], mode: str, speech: Sequence[TranscriptSegment] = ()
     ) -> Summary:
         """One text-only call over the timeline and transcript; raises OutputError on an unusable answer."""
+
+    def chat(
+        self, prompt: ChatPrompt, schema: dict[str, Any] | None, sampling: dict[str, Any]
+    ) -> AsyncIterator[ChatDelta]:
+        """One text-only answer to a conversation, streamed: the whole text so far, then a last delta with
+        the token counts. `sampling`: max_tokens (required), temperature, top_p, seed."""
 
     def check_schema(self, schema: dict[str, Any]) -> None:
         """Raise InvalidOptions if a custom answer schema cannot be enforced."""

@@ -21,7 +21,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,12 +40,14 @@ from serve_app.analysis import (
 from serve_app.analysis.modes import answer_token_budget, summary_token_budget
 from serve_app.config import GPU_DEFAULT_MODEL, ModelSettings
 from serve_app.devtools.tiny_model import ensure_tiny_model, is_tiny_model
-from serve_app.errors import EngineUnavailable, InvalidOptions
+from serve_app.engine import ChatDelta
+from serve_app.errors import BadRequest, EngineUnavailable, InvalidOptions
 from serve_app.schemas import ChunkResult, ChunkTask, Summary, TimelineEntry, TranscriptSegment
 from serve_app.speech.transcript import fit_lines, prompt_line
 from serve_app.video.tokens import PIXELS_PER_TOKEN
 
 if TYPE_CHECKING:
+    from serve_app.chat.answer import ChatPrompt
     from serve_app.video.decode import SampledChunk
 
 logger = logging.getLogger(__name__)
@@ -160,7 +162,7 @@ class VLMEngine:
         from vllm.v1.engine.async_llm import AsyncLLM
 
         started = time.perf_counter()
-        self._engine = AsyncLLM.from_engine_args(self.engine_args())
+        self._engine = AsyncLLM.from_engine_args(self.engine_args(), stat_loggers=stat_loggers())
         tokenizer = self._engine.get_tokenizer()
         self._video_token_id = tokenizer.convert_tokens_to_ids("<|video_pad|>")
         logger.info("engine for %s ready in %.1fs", self.model_id, time.perf_counter() - started)
@@ -183,6 +185,53 @@ class VLMEngine:
             raise InvalidOptions("schema uses JSON-schema features the structured-output backend cannot enforce")
 
     # -- requests ----------------------------------------------------------
+    async def chat(
+        self, prompt: ChatPrompt, schema: dict[str, Any] | None, sampling: dict[str, Any]
+    ) -> AsyncIterator[ChatDelta]:
+        """A conversation's answer (text only), streamed as it is generated. The notes of `prompt` are
+        thinned (halved) until prompt + `max_tokens` fit the context; a conversation that cannot fit even
+        so is a BadRequest."""
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        if self._engine is None:
+            raise EngineUnavailable("engine not started")
+        tokenizer = self._engine.get_tokenizer()
+        max_tokens = int(sampling["max_tokens"])
+        room = self.settings.max_model_len - max_tokens
+        max_chars = room * 3
+        while True:
+            messages = prompt.messages(max_chars)
+            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            prompt_ids = tokenizer.encode(text, add_special_tokens=False)  # the template has its own
+            if len(prompt_ids) <= room:
+                break
+            if max_chars < 512 or prompt.notes is None:
+                raise BadRequest(
+                    f"the conversation takes {len(prompt_ids)} prompt tokens; with max_tokens {max_tokens} the "
+                    f"model's context ({self.settings.max_model_len}) leaves {room}"
+                )
+            max_chars //= 2
+        params = SamplingParams(
+            max_tokens=max_tokens,
+            temperature=self.settings.temperature if sampling.get("temperature") is None else sampling["temperature"],
+            top_p=1.0 if sampling.get("top_p") is None else sampling["top_p"],
+            seed=self.settings.seed if sampling.get("seed") is None else sampling["seed"],
+            structured_outputs=StructuredOutputsParams(json=schema) if schema is not None else None,
+        )
+        final = None
+        try:
+            async for out in self._engine.generate({"prompt_token_ids": prompt_ids}, params, uuid.uuid4().hex):
+                final = out
+                if not out.finished:
+                    yield ChatDelta(out.outputs[0].text)
+        except EngineDeadError as exc:
+            raise EngineUnavailable(f"engine died: {exc}") from exc
+        assert final is not None and final.finished
+        completion = final.outputs[0]
+        yield ChatDelta(completion.text, completion.finish_reason, len(prompt_ids), len(completion.token_ids))
+
     def _prompt(self, instruction: str, with_video: bool) -> str:
         content: list[dict[str, str]] = [{"type": "video"}] if with_video else []
         content.append({"type": "text", "text": instruction})
@@ -357,6 +406,20 @@ class VLMEngine:
             completion_tokens=gen.completion_tokens,
             attempts=gen.attempts,
         )
+
+
+def stat_loggers() -> list[Any] | None:
+    """vLLM's engine metrics (TTFT, KV-cache use, running / waiting requests: `ray_vllm_*`) on Ray's metrics
+    export, as Ray Serve LLM does, when the engine runs in a Ray worker (a VLM replica); elsewhere vLLM's
+    defaults (a log line every few seconds, its own prometheus_client registry). Engine stats stay on
+    (`disable_log_stats` is vLLM's default, False): they feed both."""
+    import ray
+
+    if not ray.is_initialized():
+        return None
+    from vllm.v1.metrics.ray_wrappers import RayPrometheusStatLogger
+
+    return [RayPrometheusStatLogger]
 
 
 def video_input(chunk: SampledChunk) -> tuple[Any, dict[str, Any]]:

@@ -10,7 +10,7 @@ SHA-256 digests and `hmac.compare_digest`: the time taken reveals neither
 which key matched nor how long the keys are.
 
 Public without a key: `PUBLIC_PATHS` (health checks, for load balancers and
-Kubernetes probes) and FastAPI's `/docs` + `/openapi.json` (the API
+Kubernetes probes; the web page) and FastAPI's `/docs` + `/openapi.json` (the API
 description is published with the code anyway, and Swagger UI must load it
 before the user can enter a key).
 """
@@ -30,7 +30,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["PUBLIC_PATHS", "ApiKeys", "AuthConfigError", "check_auth_configured", "load_api_keys"]
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
+# The web page (`/`) holds no data: it asks for a key before it shows any (its script and styles under
+# `/web` are a mounted static app, outside this check).
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/"})
 MIN_KEY_LENGTH = 16
 _FIX = (
     "set REELSERVE_API_KEYS (comma-separated) or security.api_keys_file, "
@@ -64,6 +66,11 @@ class ApiKeys:
         for digest in self._digests:
             matched |= hmac.compare_digest(candidate, digest)
         return matched
+
+    def derive_secret(self, purpose: bytes) -> bytes:
+        """A secret for `purpose` that every replica with these keys derives alike (signing, not auth): it
+        changes when the keys do."""
+        return hmac.new(b"".join(sorted(self._digests)), b"reelserve:" + purpose, hashlib.sha256).digest()
 
     @staticmethod
     def principal(authorization: str | None) -> str:

@@ -18,7 +18,8 @@ For the URL and for every redirect target (followed here, at most
 
 Network and HTTP failures are `UrlFetchFailed` (400 `url-fetch-failed`); the
 size limit is enforced while streaming (`PayloadTooLarge`, 413); the whole
-download, redirects included, must finish within `timeout_s`.
+download, redirects included, must finish within `timeout_s`. Each failed fetch is counted once, by
+reason (`reelserve_fetch_failures_total`: dns, timeout, network, http-status, redirect, forbidden, too-large).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ import httpcore
 import httpx
 
 from serve_app.config import SecuritySettings
-from serve_app.errors import PayloadTooLarge, UrlFetchFailed, UrlForbidden
+from serve_app.errors import PayloadTooLarge, ReelserveError, UrlFetchFailed, UrlForbidden
+from serve_app.observability.metrics import record_fetch_failure
 
 logger = logging.getLogger(__name__)
 
@@ -162,10 +164,10 @@ async def _resolve(host: str, port: int, policy: UrlPolicy) -> list[IPAddress]:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise UrlFetchFailed(f"cannot resolve host {host!r}: {exc}") from None
+        raise _failed("dns", f"cannot resolve host {host!r}: {exc}") from None
     addresses = list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos))
     if not addresses:
-        raise UrlFetchFailed(f"host {host!r} has no address")
+        raise _failed("dns", f"host {host!r} has no address")
     return addresses
 
 
@@ -211,13 +213,30 @@ async def fetch_url(url: str, dest: Path, *, max_bytes: int, timeout_s: float, p
             return await _download(url, dest, max_bytes, timeout_s, policy)
     except TimeoutError:
         dest.unlink(missing_ok=True)
+        record_fetch_failure("timeout")
         raise UrlFetchFailed(f"fetching {url[:200]} took longer than {timeout_s:g}s") from None
     except _HTTPCORE_ERRORS as exc:
         dest.unlink(missing_ok=True)
+        record_fetch_failure("network")
         raise UrlFetchFailed(f"could not fetch {url[:200]}: {type(exc).__name__}: {exc}") from None
-    except BaseException:
+    except BaseException as exc:
         dest.unlink(missing_ok=True)
+        if isinstance(exc, ReelserveError):  # not a cancellation: the fetch failed, for a reason of its own
+            record_fetch_failure(_reason(exc))
         raise
+
+
+def _failed(reason: str, detail: str) -> UrlFetchFailed:
+    exc = UrlFetchFailed(detail)
+    exc.reason = reason
+    return exc
+
+
+def _reason(exc: ReelserveError) -> str:
+    """The `reelserve_fetch_failures_total` reason of a failed fetch."""
+    if isinstance(exc, UrlFetchFailed):
+        return exc.reason
+    return {UrlForbidden.type: "forbidden", PayloadTooLarge.type: "too-large"}.get(exc.type, exc.type)
 
 
 async def _download(url: str, dest: Path, max_bytes: int, timeout_s: float, policy: UrlPolicy) -> int:
@@ -233,13 +252,13 @@ async def _download(url: str, dest: Path, max_bytes: int, timeout_s: float, poli
                 if response.status in REDIRECT_STATUSES:
                     location = _header(response.headers, b"location")
                     if not location:
-                        raise UrlFetchFailed(f"{current[:200]} redirected without a Location header")
+                        raise _failed("redirect", f"{current[:200]} redirected without a Location header")
                     current = urljoin(current, location)
                     continue
                 if response.status != 200:
-                    raise UrlFetchFailed(f"{current[:200]} answered HTTP {response.status}")
+                    raise _failed("http-status", f"{current[:200]} answered HTTP {response.status}")
                 return await _save(response, current, dest, max_bytes)
-    raise UrlFetchFailed(f"{url[:200]} redirected more than {policy.max_redirects} times")
+    raise _failed("redirect", f"{url[:200]} redirected more than {policy.max_redirects} times")
 
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:

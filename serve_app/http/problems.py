@@ -8,7 +8,9 @@
     anything else                        500 internal, with the request id (the traceback is logged with it)
 
 Each request gets an id (`X-Request-ID` if the client sent a sane one, else a new one), returned in the
-`X-Request-ID` header and, on errors, in the problem's `instance`.
+`X-Request-ID` header and, on errors, in the problem's `instance`. Under Serve it is Serve's request id,
+the one the logs of the request's chunks carry (serve_app.observability.logs). Every problem is counted
+(`reelserve_http_problems_total`, by status and type).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from serve_app.errors import PROBLEM_BASE, InvalidOptions, ReelserveError
+from serve_app.observability.logs import serve_request_id, use_request_id
+from serve_app.observability.metrics import record_problem
 from serve_app.schemas import Problem
 
 logger = logging.getLogger(__name__)
@@ -61,6 +65,7 @@ def problem(
     **extra: Any,
 ) -> JSONResponse:
     body = Problem(type=PROBLEM_BASE + type_, title=title, status=status, detail=detail, instance=instance, **extra)
+    record_problem(status, type_)
     headers = {"Retry-After": str(round(retry_after_s))} if status == 503 and retry_after_s is not None else {}
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="reelserve"'
@@ -96,14 +101,22 @@ class RequestIdMiddleware:
         sent = dict(scope.get("headers") or []).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
         rid = sent if _SANE_ID.match(sent) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = rid
+        # Under Serve the header is Serve's request id (the client's or its own), which its proxy echoes
+        # and its logs and handle calls carry; an id not sane enough for a problem's `instance` is
+        # replaced there too, so the logs of the request's chunks name the id the client is told.
+        serve_rid = serve_request_id()
+        if serve_rid and serve_rid != rid:
+            use_request_id(rid)
+        echo = serve_rid != rid  # Serve's proxy adds the header itself: never twice
         started = False
 
         async def send_with_id(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (REQUEST_ID_HEADER.encode(), rid.encode())]
+                if echo:
+                    message.setdefault("headers", [])
+                    message["headers"] = [*message["headers"], (REQUEST_ID_HEADER.encode(), rid.encode())]
             await send(message)
 
         try:
@@ -132,8 +145,15 @@ def install_problem_handlers(api: FastAPI, retry_after_s: Callable[[], float]) -
         cause = getattr(exc, "cause", None)
         err = cause if isinstance(cause, ReelserveError) else exc
         detail = str(err.args[0]) if err.args else err.title
+        root = request.scope.get("root_path", "").rstrip("/")
         return problem(
-            err.status, err.type, err.title, detail, instance=_instance(request), retry_after_s=retry_after_s()
+            err.status,
+            err.type,
+            err.title,
+            detail,
+            instance=_instance(request),
+            retry_after_s=retry_after_s(),
+            alternate=root + err.alternate if err.alternate else None,
         )
 
     @api.exception_handler(RequestValidationError)

@@ -2,8 +2,8 @@
 
 `render` refuses manifests that break them, so `kubectl apply` never meets a RayService or RayJob
 the operator would reject (or run wrongly): replica bounds, GPU groups, the head running no
-workloads, REELSERVE_* env beating serveConfigV2, VLM capacity, the API-key Secret mount, and
-serveConfigV2 itself against Ray Serve's schema and our Settings.
+workloads, object stores within /dev/shm, REELSERVE_* env beating serveConfigV2, VLM capacity, the
+API-key Secret mount, and serveConfigV2 itself against Ray Serve's schema and our Settings.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import PurePosixPath
 from typing import Any, get_args
 
 import yaml
+from kubernetes.utils.quantity import parse_quantity
 from pydantic import BaseModel
 
 from serve_app.kube.errors import RenderError
@@ -62,6 +63,40 @@ def _check_cluster(where: str, cluster: dict[str, Any]) -> list[str]:
                         f"{where} group {group_name}: env {env['name']} would silently beat serveConfigV2 "
                         "(REELSERVE_* env has precedence); put the value in serve-overrides.yaml"
                     )
+    return problems
+
+
+def _shm_limit(template: dict[str, Any]) -> int | None:
+    """The sizeLimit (bytes) of the in-memory emptyDir the Ray container mounts at /dev/shm, if any."""
+    spec = template.get("spec") or {}
+    volumes = {v.get("name"): v for v in spec.get("volumes") or []}
+    pod_containers = containers(template)
+    for mount in (pod_containers[0].get("volumeMounts") or []) if pod_containers else []:
+        empty_dir = (volumes.get(mount.get("name")) or {}).get("emptyDir") or {}
+        if mount.get("mountPath") == "/dev/shm" and empty_dir.get("medium") == "Memory" and "sizeLimit" in empty_dir:
+            return int(parse_quantity(empty_dir["sizeLimit"]))
+    return None
+
+
+def _check_object_store(where: str, cluster: dict[str, Any]) -> list[str]:
+    """Every group sizes its object store, within its /dev/shm: Ray's default (30% of the pod's memory, capped by
+    /dev/shm) can take the whole emptyDir, whose pages plasma never gives back."""
+    groups = [("head", cluster.get("headGroupSpec") or {})] + [
+        (str(g.get("groupName")), g) for g in cluster.get("workerGroupSpecs") or []
+    ]
+    problems = []
+    for name, group in groups:
+        value = (group.get("rayStartParams") or {}).get("object-store-memory")
+        shm = _shm_limit(group.get("template") or {})
+        if value is None:
+            problems.append(f"{where} group {name}: rayStartParams sets no object-store-memory (bytes)")
+        elif not str(value).isdigit():
+            problems.append(f"{where} group {name}: object-store-memory {value!r} must be a number of bytes")
+        elif shm is None or int(value) > shm:
+            problems.append(
+                f"{where} group {name}: object-store-memory ({value}) must fit the in-memory /dev/shm emptyDir's "
+                f"sizeLimit ({shm if shm is not None else 'none mounted'})"
+            )
     return problems
 
 
@@ -175,6 +210,7 @@ def check_operator_rules(docs: list[dict[str, Any]]) -> list[str]:
         cluster = ray_cluster_spec(doc)
         if cluster:
             problems += _check_cluster(where, cluster)
+            problems += _check_object_store(where, cluster)
         if kind == "RayService":
             strategy = (spec.get("upgradeStrategy") or {}).get("type")
             if strategy is not None and strategy not in UPGRADE_TYPES:

@@ -135,6 +135,11 @@ def _stamp(info: pafs.FileInfo) -> str:
     return f"{info.size}:{info.mtime_ns}"  # mtime is None on a few fsspec backends: size alone then
 
 
+def _mtime(stamp: str) -> int:
+    mtime = stamp.partition(":")[2]
+    return int(mtime) if mtime.isdigit() else 0
+
+
 class JobResults:
     """The results of the finished jobs of a job store (`JobStore.save_result`)."""
 
@@ -203,6 +208,7 @@ class SearchIndex:
         self.path = path
         self.sources = list(sources)
         self._lock = threading.Lock()
+        self._listed: dict[str, tuple[ResultSet, StoredResult]] = {}
 
     # -- the file ------------------------------------------------------------------
     @contextlib.contextmanager
@@ -246,6 +252,7 @@ class SearchIndex:
         for source in self.sources:
             for result in source.scan():
                 listed[result.uri] = (source, result)
+        self._listed = listed  # what the store held at this refresh (`analyses_of` loads from it)
         with self._lock, self._db() as db:
             held = dict(db.execute("SELECT uri, stamp FROM results"))
             gone = [uri for uri in held if uri not in listed]
@@ -264,6 +271,20 @@ class SearchIndex:
         if gone or todo:
             logger.info("search index %s: %d result(s) indexed, %d dropped", self.path, len(todo), len(gone))
         return len(gone) + len(todo)
+
+    def analyses_of(self, video_id: str) -> list[VideoAnalysis]:
+        """Every stored analysis of the video with this content hash (`VideoInfo.video_id`), newest first:
+        the cache a question about an already processed video reads instead of analysing it again."""
+        self.refresh()
+        with self._db() as db:
+            uris = [uri for (uri,) in db.execute("SELECT uri FROM results WHERE video_id = ?", (video_id,))]
+        found = []
+        for source, result in (self._listed[uri] for uri in uris if uri in self._listed):
+            analysis = source.load(result)
+            if analysis is not None:
+                found.append((result.stamp, analysis))
+        found.sort(key=lambda item: _mtime(item[0]), reverse=True)
+        return [analysis for _, analysis in found]
 
     # -- searching -----------------------------------------------------------------
     def search(self, query: str, limit: int = DEFAULT_LIMIT) -> SearchResults:

@@ -21,7 +21,7 @@ from typing import Any
 
 from serve_app.schemas import ChunkResult, SearchKind, VideoAnalysis
 
-__all__ = ["Passage", "passages"]
+__all__ = ["Passage", "chunk_texts", "passages"]
 
 _SCREEN_LISTS = ("visible_text",)  # lists of strings read off the screen
 _LABELLED = ("ui_elements",)  # lists of objects whose `text` is read off the screen
@@ -55,7 +55,7 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-def _chunk_texts(chunk: ChunkResult) -> tuple[list[str], list[str]]:
+def chunk_texts(chunk: ChunkResult) -> tuple[list[str], list[str]]:
     """(screen text, other text) of one chunk's answer."""
     if chunk.output is None:
         return [], [chunk.text] if chunk.ok and chunk.text else []
@@ -79,7 +79,7 @@ def passages(analysis: VideoAnalysis) -> list[Passage]:
     """The searchable passages of one result (empty ones left out)."""
     found = [Passage("timeline", e.start_s, e.end_s, _clean(e.text)) for e in analysis.timeline]
     for chunk in analysis.chunks:
-        screen, other = _chunk_texts(chunk)
+        screen, other = chunk_texts(chunk)
         found.append(Passage("screen_text", chunk.start_s, chunk.end_s, _joined(screen)))
         found.append(Passage("chunk", chunk.start_s, chunk.end_s, _joined(other)))
     if analysis.transcript is not None:

@@ -1,11 +1,14 @@
 """The durable job store: job records, media, plans, per-chunk results and final results.
 
     <store>/jobs/<id>/job.json          the Job record (written by the ingress once, then only by the runner)
-    <store>/jobs/<id>/media             the uploaded or fetched video (deleted when the job is terminal)
+    <store>/jobs/<id>/media             the uploaded or fetched video: kept with a succeeded job's result for
+                                        the player (`jobs.keep_media`), else deleted when the job is terminal
     <store>/jobs/<id>/plan.json         VideoInfo + ChunkPlans + intake timings (fetch_s, probe_s), at submission
     <store>/jobs/<id>/chunks/<n>.json   one StoredChunk per finished chunk (the unit of resumption), numbered
                                         0, 1, 2, ... in the order the chunks finished
     <store>/jobs/<id>/result.json       the VideoAnalysis
+    <store>/jobs/<id>/thumbs/<ms>.jpg   a small JPEG of each frame the model was shown (written by the Chunker
+                                        that decoded it), named by its time in milliseconds
     <store>/active/<id>                 the small index of jobs not finished yet (queued or running)
     <store>/slots/<k>                   capacity slot k (below max_running + max_queued): {job_id, since}
     <store>/idempotency/<principal>/<sha256(key)>   the claim of an Idempotency-Key: {job_id, claimed_at}
@@ -43,6 +46,7 @@ import re
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from serve_app.config import JobSettings
@@ -54,6 +58,15 @@ logger = logging.getLogger(__name__)
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex: never a path from outside
 
 RESERVE_TRIES = 8  # attempts at a free slot before a request full of races gives up (503, retried)
+
+
+@dataclass(frozen=True)
+class ThumbnailTarget:
+    """Where the Chunker that decodes a job's chunk stores its thumbnails: on the store, by URI, never a path
+    of the node that asked (it travels to whichever replica decodes)."""
+
+    store_uri: str
+    job_id: str
 
 
 def new_job_id() -> str:
@@ -256,6 +269,9 @@ class JobStore:
     def delete_media(self, job_id: str) -> None:
         self.files.delete(self._key(job_id, "media"))
 
+    def has_media(self, job_id: str) -> bool:
+        return self.files.exists(self._key(job_id, "media"))
+
     def media_uri(self, job_id: str) -> str:
         return self.files.uri_of(self._key(job_id, "media"))
 
@@ -313,6 +329,25 @@ class JobStore:
         if not self.files.exists(key):
             return None
         return VideoAnalysis.model_validate_json(self.files.read_bytes(key))
+
+    # -- thumbnails ----------------------------------------------------------------
+    def thumbnail_key(self, job_id: str, millis: int) -> str:
+        return self._key(job_id, f"thumbs/{millis:010d}.jpg")
+
+    def save_thumbnail(self, job_id: str, time_s: float, jpeg: bytes) -> None:
+        """Idempotent: a chunk decoded twice (a retry, a resumed job) writes the same keys again."""
+        self.files.write_bytes(self.thumbnail_key(job_id, round(time_s * 1000)), jpeg)
+
+    def thumbnail_times(self, job_id: str) -> list[int]:
+        """The stored thumbnails' times in milliseconds, in time order (one LIST)."""
+        names = (key.rsplit("/", 1)[1] for key in self.files.list(self._key(job_id, "thumbs")))
+        return [int(name.removesuffix(".jpg")) for name in names if name.endswith(".jpg")]
+
+    def load_thumbnail(self, job_id: str, millis: int) -> bytes | None:
+        try:
+            return self.files.read_bytes(self.thumbnail_key(job_id, millis))
+        except FileNotFoundError:
+            return None
 
     # -- idempotency ---------------------------------------------------------------
     @staticmethod

@@ -30,6 +30,7 @@ from __future__ import annotations
 import bisect
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,8 @@ import numpy as np
 
 from serve_app.errors import InvalidVideo
 from serve_app.schemas import ChunkPlan, DecodeStats
+from serve_app.video.guided import Shown, guided_frames
+from serve_app.video.packets import PacketParams
 from serve_app.video.probe import (
     BadPackets,
     display_rotation,
@@ -81,7 +84,9 @@ class SampledChunk:
         return [round(t * self.source_fps) for t in self.frame_times_s]
 
 
-def decode_chunk(path: str | Path, plan: ChunkPlan, threads: int = 0) -> SampledChunk:
+def decode_chunk(
+    path: str | Path, plan: ChunkPlan, threads: int = 0, packets: PacketParams | None = None
+) -> SampledChunk:
     """Sample frames from [plan.start_s, plan.end_s] of the video as the plan says.
 
     Uniform: `plan.max_frames` frames, the nearest decoded frame to each
@@ -94,6 +99,10 @@ def decode_chunk(path: str | Path, plan: ChunkPlan, threads: int = 0) -> Sampled
     or inside a longer gap fails with InvalidVideo instead of showing frames
     from another time. The result is padded to an even count of at least 2
     by repeating the last frame. `threads` = 0 lets FFmpeg choose.
+
+    `packets`: with adaptive sampling, decode only what the packets say can
+    have changed (`serve_app.video.guided`); a static frame is then the last
+    decoded picture at its own time. None decodes every needed frame.
     """
     started = time.perf_counter()
     targets = plan.sample_times()
@@ -122,13 +131,18 @@ def decode_chunk(path: str | Path, plan: ChunkPlan, threads: int = 0) -> Sampled
         earliest = plan.start_s - plan.duration_s
         latest = plan.end_s + END_SLACK_S  # a frame after this is not shown yet when the chunk ends
         before_t = after_t = None  # the frames around the chunk, when none is within its reach
-        last_kept: av.VideoFrame | None = None
+        # The last frame given to the sink, by picture and time: a reused picture stands for several times.
+        last_kept: tuple[av.VideoFrame, float] | None = None
         next_target = 0
         bad = BadPackets()
         try:
-            for frame in frames_from(container, stream, plan.start_s, skip.before_decode, bad):
-                decoded += 1
-                t = _frame_time(frame, origin, prev, source_fps)
+            for shown in _pictures(container, stream, plan, skip, bad, packets):
+                frame = shown.frame
+                if shown.time_s is None:
+                    decoded += 1
+                    t = _frame_time(frame, origin, prev, source_fps)
+                else:
+                    t = shown.time_s
                 if t < earliest:
                     before_t = t
                     continue
@@ -137,17 +151,17 @@ def decode_chunk(path: str | Path, plan: ChunkPlan, threads: int = 0) -> Sampled
                     break  # from after the chunk: the remaining targets get the last frame within it
                 while next_target < len(targets) and t >= targets[next_target]:
                     goal = targets[next_target]
-                    best = frame if prev is None or t - goal < goal - prev[1] else prev[0]
-                    best_t = t if best is frame else prev[1]
-                    if best is not last_kept:
+                    # By time, not identity: a reused picture is the same object at several times.
+                    best, best_t = (frame, t) if prev is None or t - goal < goal - prev[1] else prev
+                    if not _same((best, best_t), last_kept):
                         sink.add(best, best_t)
-                        last_kept = best
+                        last_kept = (best, best_t)
                     next_target += 1
                 if next_target == len(targets):
                     break  # past the last target: the rest of the chunk is not needed
                 prev = (frame, t)
             # The stream ended, or the next frame is after the chunk: the last frame within it is nearest.
-            if next_target < len(targets) and prev is not None and prev[0] is not last_kept:
+            if next_target < len(targets) and prev is not None and not _same(prev, last_kept):
                 sink.add(*prev)
             picked, times, sampled = sink.finish()
         except av.FFmpegError as exc:
@@ -201,6 +215,29 @@ def decode_chunk(path: str | Path, plan: ChunkPlan, threads: int = 0) -> Sampled
         stats=stats,
         packets_skipped=bad.count,
     )
+
+
+def _pictures(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    plan: ChunkPlan,
+    skip: _SkipPolicy,
+    bad: BadPackets,
+    packets: PacketParams | None,
+) -> Iterator[Shown]:
+    """The chunk's pictures in display order: guided by the packets when asked and worth it, else all."""
+    if packets is not None and plan.sampling == "adaptive":
+        # Uniform sampling takes a frame per target whatever it shows: nothing to follow.
+        guided = guided_frames(
+            container, stream, plan.start_s, plan.end_s + END_SLACK_S, skip.before_decode, bad, packets
+        )
+        if guided is not None:
+            return guided
+    return (Shown(frame) for frame in frames_from(container, stream, plan.start_s, skip.before_decode, bad))
+
+
+def _same(a: tuple[av.VideoFrame, float], b: tuple[av.VideoFrame, float] | None) -> bool:
+    return b is not None and a[0] is b[0] and a[1] == b[1]
 
 
 def _empty_chunk(plan: ChunkPlan, before_t: float | None, after_t: float | None) -> str:
@@ -292,13 +329,18 @@ class _KeepChanges:
             params, plan.max_frames, lambda frame: _to_rgb(frame, plan.width, plan.height)
         )
         self.thumb_size: tuple[int, int] | None = None
+        self._thumb: tuple[av.VideoFrame, np.ndarray] | None = None  # a reused picture's (guided decoding)
 
     def add(self, frame: av.VideoFrame, time_s: float) -> None:
         if self.thumb_size is None:
             self.thumb_size = thumbnail_size(frame.width, frame.height)
         width, height = self.thumb_size
-        # Coded orientation is fine: candidates are only compared with each other.
-        thumb = frame.reformat(width=width, height=height, format="gray", interpolation="AREA").to_ndarray()
+        if self._thumb is not None and self._thumb[0] is frame:
+            thumb = self._thumb[1]
+        else:
+            # Coded orientation is fine: candidates are only compared with each other.
+            thumb = frame.reformat(width=width, height=height, format="gray", interpolation="AREA").to_ndarray()
+            self._thumb = (frame, thumb)
         self.sampler.add(frame, time_s, thumb)
 
     def finish(self) -> tuple[list[np.ndarray], list[float], int]:

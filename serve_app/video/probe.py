@@ -48,6 +48,7 @@ __all__ = [
     "frames_from",
     "header_fps",
     "open_video",
+    "packets_from",
     "probe",
     "stream_start_s",
     "video_stream",
@@ -193,16 +194,43 @@ def frames_from(
 ) -> Iterator[av.VideoFrame]:
     """Decoded frames from the last keyframe at or before `time_s` onward.
 
-    `time_s` counts from the stream's start. Decoding starts at a keyframe:
-    inter frames after a seek only give decoder errors. If the demuxer lands
-    after `time_s` (or refuses the seek), seek again further back, ending at
-    the stream's start. `before_decode` sees each packet before the decoder
-    does (to set what the decoder may skip). Corrupt packets are skipped and
-    counted in `bad` (the module's policy).
+    `time_s` counts from the stream's start; the packets are `packets_from`'s.
+    `before_decode` sees each packet before the decoder does (to set what the
+    decoder may skip). Corrupt packets are skipped and counted in `bad` (the
+    module's policy).
     """
     origin = stream_start_s(stream)
     time_base = stream.time_base
     bad = bad if bad is not None else BadPackets()
+    for packet in packets_from(container, stream, time_s, bad):
+        if before_decode is not None:
+            before_decode(packet)
+        try:
+            frames = stream.decode(packet)
+        except _BAD_DATA as exc:
+            at = float(packet.pts * time_base) - origin if packet.pts is not None and time_base else None
+            bad.skip("decoded", exc, at)
+            continue
+        if frames:
+            bad.ok("decoded")
+        yield from frames
+
+
+def packets_from(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    time_s: float,
+    bad: BadPackets,
+) -> Iterator[av.Packet]:
+    """Packets from the last keyframe at or before `time_s` onward (decode order, the empty flush last).
+
+    `time_s` counts from the stream's start. Decoding starts at a keyframe:
+    inter frames after a seek only give decoder errors. If the demuxer lands
+    after `time_s` (or refuses the seek), seek again further back, ending at
+    the stream's start.
+    """
+    origin = stream_start_s(stream)
+    time_base = stream.time_base
     for back in _SEEK_RETRY_BACK_S:
         seek_s = 0.0 if back is None else max(0.0, time_s - back)
         if not _seek(container, stream, seek_s) and seek_s > 0:
@@ -224,18 +252,7 @@ def frames_from(
         if ts is not None and float(ts * time_base) - origin > time_s + 1e-3 and seek_s > 0:
             logger.debug("seek to %.3f s landed at %.3f s; retrying earlier", time_s, float(ts * time_base) - origin)
             continue
-        for packet in itertools.chain((first,), packets):
-            if before_decode is not None:
-                before_decode(packet)
-            try:
-                frames = stream.decode(packet)
-            except _BAD_DATA as exc:
-                at = float(packet.pts * time_base) - origin if packet.pts is not None and time_base else None
-                bad.skip("decoded", exc, at)
-                continue
-            if frames:
-                bad.ok("decoded")
-            yield from frames
+        yield from itertools.chain((first,), packets)
         return
 
 

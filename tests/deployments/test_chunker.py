@@ -13,8 +13,10 @@ from serve_app.config import VideoSettings
 from serve_app.deployments.chunker import Chunker, DecodeFailure
 from serve_app.errors import StoreNotShared
 from serve_app.schemas import AnalyzeOptions
+from serve_app.store.jobs import JobStore, ThumbnailTarget
 from serve_app.store.media import MediaCache
 from serve_app.video import SampledChunk, chunking_options, plan_chunks, probe
+from serve_app.video.thumbnails import kept_frames
 from tests.conftest import Clip
 
 VIDEO = VideoSettings()
@@ -51,3 +53,17 @@ def test_media_this_node_cannot_see_fails_the_request_not_one_chunk(cfr_mp4: Cli
         asyncio.run(chunker.plan(elsewhere, AnalyzeOptions()))
     with pytest.raises(StoreNotShared):
         asyncio.run(chunker.decode(elsewhere, plans[0]))
+
+
+def test_decode_for_a_job_stores_a_thumbnail_of_each_kept_frame(cfr_mp4: Clip, tmp_path: Path) -> None:
+    """On the store the target names (any node's Chunker writes there), the frames the chunk kept."""
+    chunker = Chunker.func_or_class(VIDEO, CACHE)
+    _, plans = asyncio.run(chunker.plan(str(cfr_mp4.path), AnalyzeOptions(chunk_s=4, overlap_s=0.5)))
+    store = JobStore(str(tmp_path / "store"))
+    target = ThumbnailTarget(store_uri=store.files.uri, job_id="0190f3a2b4c5aabbccddeeff")
+    chunk = asyncio.run(chunker.decode(str(cfr_mp4.path), plans[1], target))
+    assert isinstance(chunk, SampledChunk)
+    expected = [round(t * 1000) for t, _ in kept_frames(chunk)]
+    assert expected and store.thumbnail_times(target.job_id) == expected
+    assert asyncio.run(chunker.decode(str(cfr_mp4.path), plans[2])) is not None
+    assert store.thumbnail_times(target.job_id) == expected, "no target: no thumbnails (sync /v1/analyze)"

@@ -195,5 +195,15 @@ def test_size_limit_and_unreachable(www: tuple[str, Path], tmp_path: Path) -> No
     (root / "big.mp4").write_bytes(b"v" * 5000)
     with pytest.raises(PayloadTooLarge, match="limit is 4000"):
         fetch(f"{base}/big.mp4", tmp_path / "a", max_bytes=4000)
-    with pytest.raises(UrlFetchFailed, match="could not fetch"):
+    with pytest.raises(UrlFetchFailed, match="could not fetch") as caught:
         fetch("http://media.test:9/nothing.mp4", tmp_path / "b")  # allowlisted, nothing listening
+    assert caught.value.reason == "network"
+
+
+@pytest.mark.parametrize(("path", "reason"), [("/loop", "redirect"), ("/missing.mp4", "http-status")])
+def test_a_failed_fetch_names_its_reason(www: tuple[str, Path], tmp_path: Path, path: str, reason: str) -> None:
+    # The label of reelserve_fetch_failures_total (serve_app.observability.metrics).
+    base, _ = www
+    with pytest.raises(UrlFetchFailed) as caught:
+        fetch(f"{base}{path}", tmp_path / "out")
+    assert caught.value.reason == reason

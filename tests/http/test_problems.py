@@ -207,6 +207,57 @@ def test_insane_client_request_id_is_replaced(client: TestClient, sent: str) -> 
     assert response.headers.get_list("x-request-id") == [rid]
 
 
+class ServeReplicaContext:
+    """Outermost ASGI layer standing in for a Serve replica: it serves each request under Serve's request
+    context with the id of its `x-request-id` header (Serve's proxy always sets one), as the replica does."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        from ray.serve.context import _set_request_context, _unset_request_context
+
+        headers = dict(scope.get("headers") or [])
+        _set_request_context(request_id=headers.get(b"x-request-id", b"").decode("latin-1"))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _unset_request_context()
+
+
+@pytest.fixture(scope="module")
+def serve_client() -> TestClient:
+    from serve_app.observability.logs import serve_request_id
+
+    app = build_app()
+
+    @app.get("/serve-id")
+    async def serve_id() -> dict[str, str]:
+        return {"carried": serve_request_id()}  # what the handle calls made here would carry
+
+    with TestClient(ServeReplicaContext(app), raise_server_exceptions=False) as c:
+        yield c
+
+
+def test_under_serve_its_request_id_names_the_problem_and_is_not_echoed_twice(serve_client: TestClient) -> None:
+    sent = "0f5c2a8e-8d1b-4c1e-9a53-6f2b7c1d9e00"  # the shape of an id Serve's proxy makes
+    response = serve_client.get("/invalid-video", headers={"X-Request-ID": sent})
+    assert response.status_code == 422
+    assert response.json()["instance"] == f"urn:reelserve:request:{sent}"
+    assert "x-request-id" not in response.headers  # Serve's proxy adds the one header
+    assert serve_client.get("/serve-id", headers={"X-Request-ID": sent}).json() == {"carried": sent}
+
+
+@pytest.mark.parametrize("sent", ["x" * 200, "has spaces", "semi;colon"])
+def test_under_serve_an_insane_request_id_is_replaced_for_the_chunks_too(serve_client: TestClient, sent: str) -> None:
+    response = serve_client.get("/serve-id", headers={"X-Request-ID": sent})
+    rid = response.headers["x-request-id"]
+    assert HEX_ID.match(rid)
+    assert response.json() == {"carried": rid}  # the calls to the Chunker and VLM carry the new id
+    problem = serve_client.get("/invalid-video", headers={"X-Request-ID": sent})
+    assert problem.json()["instance"] == f"urn:reelserve:request:{problem.headers['x-request-id']}"
+
+
 # -- options_from_form (serve_app/http/intake.py) -----------------------------------------------------------
 
 

@@ -75,7 +75,11 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
             "store_dir": str(store),
             "port": free_port(),
             "ingress": {"max_ongoing_requests": 8, "max_queued_requests": 8},
+            # Scraped by test_analyze_http.py's metrics test.
+            "metrics_export_port": free_port(),
         },
+        # The encoding a log collector reads; test_analyze_http.py parses every line.
+        "log_encoding": "JSON",
         # Keep-alives every 2 s, so the event-stream tests see them pass the Serve proxy within seconds.
         "jobs": {"max_running": 2, "max_queued": 2, "events_keepalive_s": 2},
         "video": {"max_duration_s": 300, "max_upload_bytes": 20 * 1024**2},

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from serve_app.analysis import answer_schema, parse_answer
 from serve_app.config import Settings
 from serve_app.schemas import AnalyzeOptions, VideoAnalysis
 from serve_app.video import chunking_options, plan_chunks, probe, visual_tokens
+from tests.integration.serve_logs import chunk_lines, serve_log_records
 
 if TYPE_CHECKING:
     from tests.conftest import ScreenClip
@@ -151,3 +155,82 @@ def test_adaptive_sampling_keeps_the_changes_of_a_screen_share(
     assert stats.frames_decoded >= stats.frames_sampled > stats.frames_kept >= 2 * len(analysis.chunks)
     kept = [t for chunk in analysis.chunks for t in chunk.frame_times_s]
     assert all(any(e.shown_s <= t < e.end_s for t in kept) for e in events)
+
+
+# -- what operators plug in: metrics and logs (serve_app/observability) ---------------------------------------
+
+
+def scrape(url: str) -> list[tuple[str, dict[str, str], float]]:
+    """Every sample of the Prometheus text at `url`: (name, labels, value)."""
+    text = httpx.get(url, timeout=10).text
+    return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def total(samples: list[tuple[str, dict[str, str], float]], name: str, **labels: str) -> float:
+    """The sum over replicas (and other labels) of the samples called `name` that carry `labels`."""
+    return sum(v for n, ls, v in samples if n == name and labels.items() <= ls.items())
+
+
+def test_an_analysis_shows_in_the_metrics_and_its_request_id_in_the_chunk_logs(
+    http: httpx.Client, settings: Settings, media_server: tuple[str, Path], clip_3s_mp4: Path
+) -> None:
+    rid = f"obs-{uuid.uuid4().hex[:16]}"
+    with clip_3s_mp4.open("rb") as fh:
+        response = http.post(
+            "/v1/analyze",
+            data={"mode": "screen_share"},
+            files={"file": (clip_3s_mp4.name, fh, "video/mp4")},
+            headers={"X-Request-ID": rid},
+        )
+    assert response.status_code == 200, response.text
+    assert response.headers.get_list("x-request-id") == [rid]  # Serve's id, echoed once
+    analysis = VideoAnalysis.model_validate(response.json())
+    # Problems name their request and are counted by type; a failed fetch is counted by reason.
+    bad_rid = f"obs-{uuid.uuid4().hex[:16]}"
+    empty = http.post("/v1/analyze", files={"file": ("empty.mp4", b"", "video/mp4")}, headers={"X-Request-ID": bad_rid})
+    assert empty.status_code == 400 and empty.json()["instance"] == f"urn:reelserve:request:{bad_rid}"
+    base, _ = media_server
+    missing = http.post("/v1/analyze", json={"video_url": f"{base}/no-such-clip.mp4"})
+    assert missing.status_code == 400 and missing.json()["type"].endswith("/url-fetch-failed")
+
+    # Ray exports what the replicas recorded every few seconds: poll. Counters are the session's, so at
+    # least this analysis's figures.
+    url = f"http://127.0.0.1:{settings.serve.metrics_export_port}/metrics"
+    ok = sum(c.ok for c in analysis.chunks)  # the tiny random model's answer may be cut off: a failed chunk
+    inferred = sum(c.infer_s > 0 for c in analysis.chunks)
+    wanted = {
+        ("ray_reelserve_chunks_total", (("status", "ok"),)): ok,
+        ("ray_reelserve_chunks_total", (("status", "failed"),)): len(analysis.chunks) - ok,
+        ("ray_reelserve_videos_total", (("status", "succeeded"),)): 1,
+        ("ray_reelserve_tokens_total", (("kind", "visual"),)): analysis.stats.visual_tokens,
+        ("ray_reelserve_tokens_total", (("kind", "completion"),)): analysis.stats.completion_tokens,
+        ("ray_reelserve_frames_total", (("kind", "decoded"),)): analysis.stats.frames_decoded,
+        ("ray_reelserve_frames_total", (("kind", "kept"),)): analysis.stats.frames_kept,
+        ("ray_reelserve_stage_duration_seconds_count", (("stage", "decode"),)): len(analysis.chunks),
+        ("ray_reelserve_stage_duration_seconds_count", (("stage", "infer"),)): inferred,
+        ("ray_reelserve_stage_duration_seconds_count", (("stage", "probe"),)): 1,
+        ("ray_reelserve_stage_duration_seconds_count", (("stage", "wall"),)): 1,
+        ("ray_reelserve_http_problems_total", (("status", "400"), ("type", "empty-upload"))): 1,
+        ("ray_reelserve_fetch_failures_total", (("reason", "http-status"),)): 1,
+        ("ray_vllm_time_to_first_token_seconds_count", ()): 1,
+    }
+    deadline = time.monotonic() + 120
+    while True:
+        samples = scrape(url)
+        short = {key: need for key, need in wanted.items() if total(samples, key[0], **dict(key[1])) < need}
+        if not short or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    reelserve = sorted({n for n, _, _ in samples if n.startswith("ray_reelserve_")})
+    assert not short, f"below this analysis's figures after 120 s: {short}; exported: {reelserve}"
+    assert {"ray_reelserve_jobs_queued", "ray_reelserve_jobs_running"} <= set(reelserve)
+    # No check of a histogram's _sum: Ray's agent rebuilds histograms from bucket midpoints (0.375 s exported
+    # for 0.46 s observed), so only counts are exact.
+
+    # Every Serve log line parses as JSON; the request's id is on the lines of its chunks, in the VLM
+    # replica that ran them (carried through the handle calls), and on the ingress's.
+    records = serve_log_records()
+    mine = [r for r in records if r.get("request_id") == rid]
+    assert chunk_lines(records, rid, analysis.video_id) == {c.index for c in analysis.chunks}, mine
+    assert any("_Chunker_" in r["file"] for r in mine), "the Chunker's decode call carries the id too"
+    assert any("_Ingress_" in r["file"] and analysis.video_id in r["message"] for r in mine)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -12,6 +13,7 @@ from serve_app.config import Settings, job_store_uri
 from serve_app.schemas import ChunkResult, Job, VideoAnalysis
 from serve_app.store.jobs import JobStore
 from tests.integration.jobs_client import events, submit, wait_for
+from tests.integration.serve_logs import chunk_lines, serve_log_records
 
 pytestmark = pytest.mark.integration
 
@@ -43,6 +45,8 @@ def test_job_streams_every_chunk_then_the_result(http: httpx.Client, clips: dict
     assert done.progress.video_s_done == pytest.approx(60.0, abs=0.5) and done.video.duration_s == pytest.approx(60)
     listed = http.get("/v1/jobs", params={"limit": 5}).json()["jobs"]
     assert listed[0]["id"] == job.id
+    # The job's chunks ran after its submit request ended: their log lines name the job.
+    assert chunk_lines(serve_log_records(), job.id, analysis.video_id) == set(range(6))
 
 
 def test_cancel_stops_a_running_job(http: httpx.Client, settings: Settings, clips: dict[str, Path]) -> None:
@@ -56,6 +60,7 @@ def test_cancel_stops_a_running_job(http: httpx.Client, settings: Settings, clip
     count = len(store.chunk_keys(job_id))
     time.sleep(3)
     assert len(store.chunk_keys(job_id)) == count < 140, "no chunk finished after cancellation"
+    assert not store.has_media(job_id), "a cancelled job keeps no video (only succeeded ones do, for playback)"
     assert http.get(f"/v1/jobs/{job_id}").json()["status"] == "cancelled"
     result = http.get(f"/v1/jobs/{job_id}/result")
     assert result.status_code == 409 and result.json()["type"].endswith("/job-conflict")
@@ -72,6 +77,28 @@ def test_idempotency_key_returns_the_same_job(http: httpx.Client, clips: dict[st
     assert (first.status_code, second.status_code) == (202, 200)
     assert first.json()["id"] == second.json()["id"]
     wait_for(http, first.json()["id"], lambda j: j["status"] == "succeeded")
+
+
+def test_one_idempotency_key_from_concurrent_clients_makes_one_job(
+    http: httpx.Client, settings: Settings, small_4s_mp4: Path
+) -> None:
+    key = {"Idempotency-Key": f"concurrent-{time.time()}"}
+    store = JobStore(job_store_uri(settings))
+    jobs_before = set(store.list_ids())
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        responses = list(pool.map(lambda _: submit(http, small_4s_mp4, headers=key, mode="ui"), range(6)))
+    codes = sorted(r.status_code for r in responses)
+    # One request made the job (202); the others got it (200) or, while it was being taken in, 409.
+    assert codes.count(202) == 1 and set(codes) <= {200, 202, 409}, [r.text for r in responses]
+    ids = {r.json()["id"] for r in responses if r.status_code in (200, 202)}
+    assert len(ids) == 1 and set(store.list_ids()) - jobs_before == ids
+    for r in responses:
+        if r.status_code == 409:
+            assert r.json()["type"].endswith("/job-conflict")
+    (job_id,) = ids
+    assert wait_for(http, job_id, lambda j: j["status"] in ("succeeded", "failed"))["status"] == "succeeded"
+    again = submit(http, small_4s_mp4, headers=key, mode="ui")  # a late retry gets the same job
+    assert again.status_code == 200 and again.json()["id"] == job_id
 
 
 def test_job_errors_are_problems(http: httpx.Client, tmp_path: Path) -> None:

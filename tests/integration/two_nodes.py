@@ -64,16 +64,8 @@ def driver_env() -> dict[str, str]:
 def start(gcs_port: int, http_port: int, logs: Path, masked: Path, cpus: int = 3) -> TwoNodes:
     """Both nodes up (or an error). `masked`: the head's node-local folder (pytest's temporary root),
     which the worker's mount namespace covers with an empty tmpfs; `logs` (in it) gets each node's output."""
-    logs.mkdir(parents=True, exist_ok=True)
-    ray_tmp = f"/tmp/rs2n-{gcs_port}"  # short: Ray's socket paths must stay under 108 bytes
+    head, address = start_head(gcs_port, logs, cpus, {HEAD: 100})
     common = ["--num-cpus", str(cpus), "--disable-usage-stats", "--block"]
-    head = subprocess.Popen(
-        [RAY, "start", "--head", "--port", str(gcs_port), "--include-dashboard=false",
-         "--resources", json.dumps({HEAD: 100}), "--temp-dir", ray_tmp, *common],
-        stdout=(logs / "head.log").open("w"), stderr=subprocess.STDOUT, env=driver_env(), start_new_session=True,
-    )  # fmt: skip
-    address = f"127.0.0.1:{gcs_port}"
-    _wait_for_nodes(address, 1, head)
     # The worker's own mount namespace: a fresh tmpfs hides the head's node-local folder (the checkout and
     # its venv may live anywhere, /tmp included, so only that folder is covered).
     worker_cmd = " ".join(
@@ -86,14 +78,36 @@ def start(gcs_port: int, http_port: int, logs: Path, masked: Path, cpus: int = 3
     )  # fmt: skip
     nodes = TwoNodes(address=address, url=f"http://127.0.0.1:{http_port}", processes=[head, worker], logs=logs)
     try:
-        _wait_for_nodes(address, 2, worker)
+        wait_for_nodes(address, 2, worker)
     except BaseException:
         nodes.stop()
         raise
     return nodes
 
 
-def _wait_for_nodes(address: str, count: int, proc: subprocess.Popen, timeout_s: float = 120) -> None:
+def start_head(
+    gcs_port: int, logs: Path, cpus: int, resources: dict[str, float] | None = None
+) -> tuple[subprocess.Popen, str]:
+    """A head node up in its own process group (killing the group stops exactly this cluster): (its
+    `ray start --block` process, its GCS address); its output goes to `logs`/head.log."""
+    logs.mkdir(parents=True, exist_ok=True)
+    ray_tmp = f"/tmp/rs2n-{gcs_port}"  # short: Ray's socket paths must stay under 108 bytes
+    head = subprocess.Popen(
+        [RAY, "start", "--head", "--port", str(gcs_port), "--include-dashboard=false",
+         "--resources", json.dumps(resources or {}), "--temp-dir", ray_tmp,
+         "--num-cpus", str(cpus), "--disable-usage-stats", "--block"],
+        stdout=(logs / "head.log").open("a"), stderr=subprocess.STDOUT, env=driver_env(), start_new_session=True,
+    )  # fmt: skip
+    address = f"127.0.0.1:{gcs_port}"
+    try:
+        wait_for_nodes(address, 1, head)
+    except BaseException:
+        os.killpg(head.pid, signal.SIGKILL)
+        raise
+    return head, address
+
+
+def wait_for_nodes(address: str, count: int, proc: subprocess.Popen, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:

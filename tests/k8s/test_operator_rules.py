@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
+from kubernetes.utils.quantity import parse_quantity
 
 from serve_app.kube import RenderError, RenderOptions, apply_render_options, check_operator_rules, group_gpus
 from tests.k8s.conftest import OVERLAY_OPTIONS, find
@@ -100,6 +101,32 @@ def test_seeded_head_with_workloads(rendered: dict) -> None:
     doc = _gpu_service(rendered)
     doc["spec"]["rayClusterConfig"]["headGroupSpec"]["rayStartParams"]["num-cpus"] = "4"
     assert any('num-cpus must be "0"' in p for p in check_operator_rules([doc]))
+
+
+@pytest.mark.parametrize("overlay", sorted(OVERLAY_OPTIONS))
+def test_every_group_sizes_its_object_store_within_dev_shm(overlay: str, rendered: dict) -> None:
+    for doc in rendered[overlay]:
+        if doc["kind"] not in ("RayService", "RayJob"):
+            continue
+        cluster = doc["spec"].get("rayClusterConfig") or doc["spec"].get("rayClusterSpec")
+        if cluster is None:  # a RayJob on a shared cluster (clusterSelector)
+            continue
+        for group in [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]:
+            shm = next(v for v in group["template"]["spec"]["volumes"] if v["name"] == "dshm")
+            store = int(group["rayStartParams"]["object-store-memory"])
+            assert 256 * 1024**2 <= store <= parse_quantity(shm["emptyDir"]["sizeLimit"])
+
+
+def test_seeded_object_store_missing_or_beyond_dev_shm(rendered: dict) -> None:
+    doc = _gpu_service(rendered)
+    groups = _groups(doc)
+    groups[0]["rayStartParams"]["object-store-memory"] = str(3 * 1024**3)  # the cpu group's /dev/shm is 2Gi
+    del groups[1]["rayStartParams"]["object-store-memory"]
+    doc["spec"]["rayClusterConfig"]["headGroupSpec"]["rayStartParams"]["object-store-memory"] = "2G"
+    problems = check_operator_rules([doc])
+    assert any("group cpu: object-store-memory (3221225472) must fit" in p for p in problems), problems
+    assert any("group gpu: rayStartParams sets no object-store-memory" in p for p in problems), problems
+    assert any("group head: object-store-memory '2G' must be a number of bytes" in p for p in problems), problems
 
 
 def test_seeded_job_with_both_cluster_spec_and_selector(rendered: dict) -> None:

@@ -160,3 +160,16 @@ def test_slots_of_jobs_that_never_appeared_are_freed_by_the_sweep(tmp_path: Path
     time.sleep(0.05)
     assert store.free_orphan_slots(stale_after_s=0.01) == 1
     assert store.reserve(settings) != orphan
+
+
+def test_thumbnails_are_stored_by_time_and_listed_in_order(tmp_path: Path) -> None:
+    store = JobStore(str(tmp_path / "store"))
+    job = make_job(store)
+    for t in (12.5, 0.0, 3.25, 3.25):  # a retried chunk writes its thumbnails again: same keys
+        store.save_thumbnail(job.id, t, f"jpeg@{t}".encode())
+    assert store.thumbnail_times(job.id) == [0, 3250, 12500]
+    assert store.load_thumbnail(job.id, 3250) == b"jpeg@3.25"
+    assert store.load_thumbnail(job.id, 1) is None
+    assert store.thumbnail_times(new_job_id()) == []
+    store.delete(job.id)  # retention: the thumbnails go with the job
+    assert store.thumbnail_times(job.id) == []

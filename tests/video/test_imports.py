@@ -17,6 +17,7 @@ def test_core_imports_no_heavy_frameworks() -> None:
     modules = "serve_app.video, serve_app.devtools.synthetic, serve_app.analysis, serve_app.schemas, serve_app.config"
     modules += ", serve_app.store.files, serve_app.store.jobs, serve_app.errors, data_jobs.inputs, data_jobs.store"
     modules += ", serve_app.search, serve_app.speech, serve_app.store.media"
+    modules += ", serve_app.video.thumbnails, serve_app.analysis.chapters"
     code = f"import sys, {modules}; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_ROOT)
     assert result.stdout.strip() == ""

@@ -1,0 +1,165 @@
+"""A decoder that follows the compressed-domain pass: decode what can have changed, reuse the rest.
+
+`guided_frames` reads a chunk's packets first (demux only, `serve_app.video.packets`), then decodes
+group by group (a keyframe and the packets up to the next one, decode order):
+
+- a group whose inter packets are all static costs its keyframe only: that picture stands for every
+  frame of the group, each reported at its own presentation time;
+- otherwise the group is decoded from its keyframe through its last possibly-changing packet (and any
+  packet shown before one already fed: B-frames), then the decoder is drained; the static frames after
+  that show the last decoded picture, again each at its own time.
+
+The decoder needs a decode-order prefix of each group only, so every fed frame has its references.
+Non-reference frames are skipped as the caller's `before_decode` says (as in the full path).
+When nothing would be saved (camera footage, a live region, no pts), `guided_frames` returns None
+and the caller decodes as before: the pass then costs one demux of the chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import av
+import av.container
+import av.video.stream
+
+from serve_app.video.packets import (
+    PacketInfo,
+    PacketParams,
+    has_hidden_frame,
+    nal_length_size,
+    payload_size,
+    static_flags,
+)
+from serve_app.video.probe import BadPackets, packets_from, stream_start_s
+
+__all__ = ["Shown", "guided_frames"]
+
+# Packets read past the chunk's end: B-frames put frames shown before it after a later frame.
+_REORDER_PACKETS = 16
+_BAD_DATA = (av.error.InvalidDataError,)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A picture and when it was on screen (seconds from the stream start; None: the frame's own pts)."""
+
+    frame: av.VideoFrame
+    time_s: float | None = None
+
+
+@dataclass
+class _Group:
+    packets: list[av.Packet]
+    fed: int  # packets[:fed] are decoded; the frames of the rest show the last decoded picture
+    times: list[float]  # stream times of packets[fed:], in display order
+
+
+def guided_frames(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    start_s: float,
+    end_s: float,
+    before_decode: Callable[[av.Packet], None],
+    bad: BadPackets,
+    params: PacketParams,
+) -> Iterator[Shown] | None:
+    """Pictures in display order for the chunk [start_s, end_s] (seconds from the stream start).
+
+    None when the pass finds nothing to save: the caller decodes the chunk in full instead.
+    """
+    time_base = stream.time_base
+    if time_base is None:
+        return None
+    origin = stream_start_s(stream)
+    ctx = stream.codec_context
+    codec = ctx.codec.canonical_name  # the format, not the decoder (libdav1d decodes "av1")
+    length_size = nal_length_size(codec, ctx.extradata)
+    held: list[av.Packet] = []
+    infos: list[PacketInfo] = []
+    past_end = 0
+    for packet in packets_from(container, stream, start_s, bad):
+        if not packet.size:
+            continue
+        if packet.pts is None:
+            return None  # no presentation times: nothing to stand a picture in for
+        # The float arithmetic of `VideoFrame.time`: a reused picture's time ties with a decoded one's.
+        t = float(packet.pts) * time_base.numerator / time_base.denominator - origin
+        held.append(packet)
+        data = bytes(packet)
+        infos.append(
+            PacketInfo(t, payload_size(codec, data, length_size), packet.is_keyframe, has_hidden_frame(codec, data))
+        )
+        past_end += t > end_s
+        if past_end > _REORDER_PACKETS:
+            break
+    if not held or not infos[0].key:
+        return None
+    groups = _plan(held, infos, static_flags(codec, infos, params))
+    if all(g.fed == len(g.packets) for g in groups):
+        return None
+    return _decode(stream, groups, before_decode, bad, origin)
+
+
+def _plan(held: list[av.Packet], infos: list[PacketInfo], static: list[bool]) -> list[_Group]:
+    """Split into keyframe groups and choose each group's decoded prefix."""
+    starts = [i for i, info in enumerate(infos) if info.key] + [len(infos)]
+    groups = []
+    for a, b in zip(starts, starts[1:], strict=False):
+        pts = [info.pts_s for info in infos[a:b]]
+        assert all(t is not None for t in pts)
+        times: list[float] = [t for t in pts if t is not None]
+        changing = [i for i in range(1, b - a) if not static[a + i]]
+        if any(t < times[0] for t in times):
+            fed = b - a  # leading pictures shown before the keyframe (open GOP): decode all
+        else:
+            fed = changing[-1] + 1 if changing else 1
+            # A later packet shown before one already fed is a B-frame between fed pictures.
+            while fed < b - a and times[fed] < max(times[:fed]):
+                fed += 1
+        groups.append(_Group(held[a:b], fed, sorted(times[fed:])))
+    return groups
+
+
+def _decode(
+    stream: av.video.stream.VideoStream,
+    groups: list[_Group],
+    before_decode: Callable[[av.Packet], None],
+    bad: BadPackets,
+    origin: float,
+) -> Iterator[Shown]:
+    ctx = stream.codec_context
+    last: av.VideoFrame | None = None
+    for group in groups:
+        for packet in group.packets[: group.fed]:
+            before_decode(packet)
+            try:
+                frames = ctx.decode(packet)
+            except _BAD_DATA as exc:
+                bad.skip("decoded", exc, float(packet.pts * stream.time_base) - origin)
+                continue
+            if frames:
+                bad.ok("decoded")
+            for frame in frames:
+                last = frame
+                yield Shown(frame)
+        if not group.times:
+            continue
+        for frame in _drain(stream):  # the stand-in must be the last picture shown
+            last = frame
+            yield Shown(frame)
+        ctx.flush_buffers()  # ready for the next group's keyframe
+        if last is not None:
+            for t in group.times:
+                yield Shown(last, t)
+    for frame in _drain(stream):
+        yield Shown(frame)
+
+
+def _drain(stream: av.video.stream.VideoStream) -> list[av.VideoFrame]:
+    """The frames the decoder still holds (it then takes no packet until `flush_buffers`)."""
+    frames = stream.codec_context.decode(None)
+    for frame in frames:
+        frame.time_base = stream.time_base  # PyAV takes it from the packet, and there is none
+    return frames
