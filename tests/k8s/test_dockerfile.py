@@ -58,7 +58,7 @@ def test_two_targets_non_root_model_volume_no_baked_secret() -> None:
 
 def test_both_stages_ship_and_load_the_packaged_serve_config() -> None:
     # pip install '.' (not editable): the config must be package data, and the build checks the installed copy.
-    assert PYPROJECT["tool"]["setuptools"]["package-data"]["serve_app"] == ["serve_config.yaml"]
+    assert PYPROJECT["tool"]["setuptools"]["package-data"]["serve_app"] == ["serve_config.yaml", "web/static/*"]
     link = REPO_ROOT / "serve_app" / "serve_config.yaml"
     assert link.is_symlink() and link.resolve() == REPO_ROOT / "serve_config.yaml"
     stages = re.split(r"^FROM ", DOCKERFILE, flags=re.M)[1:]
