@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,3 +179,18 @@ def meeting(tmp_path_factory: pytest.TempPathFactory) -> Meeting:
     path = tmp_path_factory.mktemp("meeting") / "meeting.mp4"
     said = write_sample_meeting(path)
     return Meeting(path=path, said=said, slide_starts=list(SAMPLE_SLIDES), duration_s=SAMPLE_DURATION_S)
+
+
+@pytest.fixture(autouse=True)
+def _restore_routed_loggers() -> Iterator[None]:
+    """A replica constructed in a unit test (or route_to_serve itself) reroutes serve_app's and vLLM's
+    loggers for the whole process; put them back, so later tests see records once, where pytest looks."""
+    import logging
+
+    from serve_app.observability.logs import ROUTED_LOGGERS
+
+    saved = {name: logging.getLogger(name) for name in ROUTED_LOGGERS}
+    state = {name: (list(lg.handlers), lg.propagate, lg.level) for name, lg in saved.items()}
+    yield
+    for name, lg in saved.items():
+        lg.handlers[:], lg.propagate, lg.level = state[name][0], state[name][1], state[name][2]
