@@ -186,13 +186,15 @@ def word_error_rate(truth: str, heard: str) -> float:
     return row[-1] / max(1, len(ref))
 
 
-#: The sample meeting of the demo and the tests: six sentences, three voices, four slides in 40 s.
+#: The sample meeting of the demo and the tests: six sentences, two voices, four slides in 40 s. Worded
+#: so Whisper base hears every word on any CPU: "by Friday" ("I Friday") and espeak's en-us+f3 voice were
+#: misheard on some machines (int8 kernels differ by CPU), which made the WER tests flaky.
 SAMPLE_LINES = (
     Line(1.0, "Good morning everyone, let us review the quarterly budget."),
     Line(7.0, "The marketing team needs two more engineers.", "en-gb"),
     # Starts before and ends after 16 s: across the boundary of 8 s chunks.
-    Line(14.6, "Please send the final report to finance by Friday."),
-    Line(21.0, "Does anyone have questions about the new dashboard?", "en-us+f3"),
+    Line(14.6, "Please send the final report to finance before Friday."),
+    Line(21.0, "Does anyone have questions about the new dashboard?"),
     Line(28.5, "We decided to launch the mobile app in March."),
     Line(35.0, "Thank you all, see you next week.", "en-gb"),
 )

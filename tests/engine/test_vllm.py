@@ -23,7 +23,7 @@ from serve_app.video import visual_tokens
 from tests.engine.subprocess_session import run_session
 from tests.engine.vllm_session import ENFORCEABLE_SCHEMA, TOKEN_BUDGET, UNENFORCEABLE_SCHEMA
 
-ENGINE_METHODS = {"start", "analyze_chunk", "summarize", "check_schema", "check_health", "shutdown"}
+ENGINE_METHODS = {"start", "analyze_chunk", "summarize", "chat", "check_schema", "check_health", "shutdown"}
 SESSION_TIMEOUT_S = 300  # the session took 62-97 s on 2 cores shared with the integration suite
 
 

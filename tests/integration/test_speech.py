@@ -64,7 +64,7 @@ def test_a_job_exports_its_transcript_as_webvtt_and_srt(
     analysis = VideoAnalysis.model_validate(http.get(f"/v1/jobs/{job_id}/result").json())
     assert analysis.transcript is not None and analysis.transcript.language == "en"
     files = JobStore(job_store_uri(settings)).files
-    assert files.exists(f"jobs/{job_id}/result.json") and not files.exists(f"jobs/{job_id}/media")  # media freed
+    assert files.exists(f"jobs/{job_id}/result.json") and files.exists(f"jobs/{job_id}/media")  # jobs.keep_media
     vtt = http.get(f"/v1/jobs/{job_id}/transcript.vtt")
     assert vtt.status_code == 200 and vtt.headers["content-type"].startswith("text/vtt")
     cues = webvtt.from_buffer(io.StringIO(vtt.text))

@@ -121,7 +121,8 @@ def test_a_job_and_its_events_across_nodes(http: httpx.Client, meeting: Meeting,
     assert sorted(c.index for c in chunks) == list(range(8)), "every chunk exactly once"
     assert stream[-1][0] == "result" and all(c.ok for c in chunks)
     job_dir = shared / "store" / "jobs" / job_id
-    assert (job_dir / "result.json").is_file() and not (job_dir / "media").exists()  # media gone once done
+    # The result and, for the player (jobs.keep_media), the video: on the shared store, for any node.
+    assert (job_dir / "result.json").is_file() and (job_dir / "media").exists()
     assert not list((shared / "store" / "uploads").iterdir())  # and no upload is left behind
     LOG.info(f"job {job_id}: {len(chunks)} chunk events, each once")
 
