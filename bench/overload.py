@@ -3,8 +3,9 @@
     .venv/bin/python bench/overload.py [--factor 10] [--set serve.ingress.max_queued_requests=8 ...]
 
 Starts the local stack (Ray + the Serve app from serve_config.yaml, tiny model) with the configured
-capacity: sync `POST /v1/analyze` can hold `serve.ingress.max_ongoing_requests + max_queued_requests`
-requests (the Ingress takes job submissions too), the job queue `jobs.max_running + jobs.max_queued`.
+capacity: sync `POST /v1/analyze` runs `serve.max_analyses` requests per ingress replica at once (the
+Ingress's own admission, serve_app.http.admission; Serve's queue limits on it never bind), the job queue
+holds `jobs.max_running + jobs.max_queued`, and `serve.max_intakes` uploads are taken in at once.
 A bounded load generator (httpx async, one connection per request, at most `--factor` x capacity of each
 kind open at once) sends them all at once on 127.0.0.1: one-chunk clips, mode `ui`, no summary.
 Every answer must be a 2xx or a problem+json 503 with Retry-After; anything else (other statuses, a 503
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import shutil
 import statistics
 import tempfile
@@ -42,7 +44,8 @@ class Outcome:
     kind: str  # "analyze" or "job"
     status: int | None  # None: no HTTP answer (connection error, timeout)
     seconds: float
-    problem: str = ""  # the problem type of a 503, or what was wrong
+    problem: str = ""  # what was wrong with the answer ("": nothing)
+    refusal: str = ""  # a proper 503's problem type and detail's start (which limit refused it)
     job_id: str | None = None
 
     @property
@@ -65,7 +68,11 @@ async def send(client: httpx.AsyncClient, kind: str, clip: bytes, gate: asyncio.
             wrong.append("no Retry-After")
         if not r.headers.get("content-type", "").startswith("application/problem+json"):
             wrong.append(f"content-type {r.headers.get('content-type')!r}: {r.text[:120]!r}")
-        return Outcome(kind, 503, seconds, "; ".join(wrong))
+        if wrong:
+            return Outcome(kind, 503, seconds, "; ".join(wrong))
+        body = r.json()
+        detail = re.sub(r"\d+", "N", body["detail"])[:64]  # one line per limit, whatever the counts
+        return Outcome(kind, 503, seconds, refusal=f"{body['type'].rsplit('/', 1)[-1]}: {detail}")
     if 200 <= r.status_code < 300:
         return Outcome(kind, r.status_code, seconds, job_id=r.json()["id"] if kind == "job" else None)
     return Outcome(kind, r.status_code, seconds, f"{r.headers.get('content-type')}: {r.text[:160]!r}")
@@ -116,6 +123,9 @@ def summarize(outcomes: list[Outcome]) -> None:
             f"(p50 {percentile(accepted, 0.5):.2f} s, p99 {percentile(accepted, 0.99):.2f} s), "
             f"refused 503 {len(refused)} (p50 {percentile(refused, 0.5):.2f} s, p99 {percentile(refused, 0.99):.2f} s)"
         )
+    refusals = Counter(f"{o.kind} {o.refusal}" for o in outcomes if o.refusal)
+    for what, n in refusals.most_common():
+        print(f"refused x{n}: {what}")
     failures = Counter(f"{o.kind} {o.status}: {o.problem}" for o in outcomes if not o.ok)
     for what, n in failures.most_common():
         print(f"FAILURE x{n}: {what}")
@@ -146,15 +156,17 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="reelserve-bench-overload-"))
     overrides = {"serve": {"store_dir": str(workdir / "store")}, "security": {"auth": "disabled"}}  # 127.0.0.1
     settings: Settings = ServeConfig.load(None).settings(deep_merge(overrides, parse_sets(args.set)))
-    ingress, jobs = settings.serve.ingress, settings.jobs
-    analyze_capacity = ingress.max_ongoing_requests + ingress.max_queued_requests
+    serve, jobs = settings.serve, settings.jobs
+    replicas = serve.ingress.autoscaling.max_replicas
+    analyze_capacity = serve.max_analyses * replicas
     job_capacity = jobs.max_running + jobs.max_queued
     analyses, submissions = int(args.factor * analyze_capacity), int(args.factor * job_capacity)
     print(f"hardware: {hardware()}")
     print(
-        f"capacity: analyze {analyze_capacity} (ingress max_ongoing {ingress.max_ongoing_requests} + queued "
-        f"{ingress.max_queued_requests}), jobs {job_capacity} (max_running {jobs.max_running} + max_queued "
-        f"{jobs.max_queued}); sending x{args.factor:g}: {analyses} analyses + {submissions} submissions at once"
+        f"capacity: analyze {analyze_capacity} (serve.max_analyses {serve.max_analyses} x {replicas} ingress "
+        f"replica(s)), jobs {job_capacity} (max_running {jobs.max_running} + max_queued {jobs.max_queued}), "
+        f"intakes {serve.max_intakes * replicas} at once; sending x{args.factor:g}: {analyses} analyses + "
+        f"{submissions} submissions at once"
     )
     data = clip.read_bytes()
     try:

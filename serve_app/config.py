@@ -239,7 +239,7 @@ class DeploymentSettings(BaseModel):
     max_queued_requests: int = Field(
         default=64,
         description="Requests waiting for a replica beyond which the caller gets 503 (backpressure); -1 = "
-        "unbounded (not recommended).",
+        "unbounded: only for the Ingress, which bounds its expensive work itself (serve_app.http.admission).",
     )
     retry_after_s: float = Field(
         default=5, ge=0, description="Retry-After (seconds) on the 503 a full queue answers with."
@@ -333,7 +333,10 @@ def _asr_defaults() -> DeploymentSettings:
 
 def _ingress_defaults() -> DeploymentSettings:
     # The async HTTP entry (uploads, URL fetches, event streams) mostly waits: little CPU, many requests.
-    return DeploymentSettings(num_cpus=0.25, max_ongoing_requests=32, max_queued_requests=128)
+    # Serve's limits here must never bind: its refusal is a text/plain 503 that also turns away health
+    # checks and job polls. The bound on expensive work is `serve.max_analyses` / `serve.max_intakes`
+    # (serve_app.http.admission), answered as problem+json; 4096 open requests are ~4,000 idle coroutines.
+    return DeploymentSettings(num_cpus=0.25, max_ongoing_requests=4096, max_queued_requests=-1)
 
 
 def _aggregator_defaults() -> DeploymentSettings:
@@ -388,6 +391,20 @@ class ServeSettings(BaseModel):
         description="Port of Ray's Prometheus metrics export (reelserve_*, vLLM's and Ray's own metrics) on the "
         "embedded local cluster; None: a free port Ray picks (logged when the stack starts). On Kubernetes "
         "KubeRay sets it on every pod (8080, port name `metrics`; k8s/monitoring).",
+    )
+    max_analyses: int = Field(
+        default=16,
+        ge=1,
+        description="Synchronous /v1/analyze requests one ingress replica runs at once; more get 503 "
+        "`overloaded` with Retry-After before their upload is read (serve_app.http.admission). 16: one slot of "
+        "`flow.sync_chunks_in_flight` each, so every admitted request always has a chunk in flight.",
+    )
+    max_intakes: int = Field(
+        default=32,
+        ge=1,
+        description="Uploads and URL fetches one ingress replica takes in at once, for /v1/analyze and /v1/jobs "
+        "together; more get 503 `overloaded` before their body is read. Bounds the store writes and bandwidth "
+        "in flight when many clients submit at once (each intake streams up to `video.max_upload_bytes`).",
     )
     url_timeout_s: float = Field(default=60, gt=0, description="Total time allowed to fetch a video URL.")
     ready_timeout_s: float = Field(default=5, gt=0, description="How long /readyz waits for the engine.")

@@ -105,6 +105,7 @@ MODULE_ALL: dict[str, list[str]] = {
     ],
     "serve_app.video.thumbnails": ["THUMB_PX", "contact_sheet", "kept_frames", "sheet_tiles", "thumbnail_jpeg"],
     "serve_app.video.tokens": ["FACTOR", "PIXELS_PER_TOKEN", "TEMPORAL_PATCH", "fit_frame_size", "visual_tokens"],
+    "serve_app.http.admission": ["Admission"],
     "serve_app.http.auth": ["ApiKeys", "AuthConfigError", "PUBLIC_PATHS", "check_auth_configured", "load_api_keys"],
     "serve_app.http.events": ["job_events", "resume_point", "sse", "stream_window_s"],
     "serve_app.http.fetch": [

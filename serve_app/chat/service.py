@@ -42,6 +42,7 @@ from serve_app.errors import (
     VideoNotFound,
 )
 from serve_app.flow import queue_job
+from serve_app.http.admission import Admission
 from serve_app.http.fetch import UrlPolicy, fetch_url
 from serve_app.http.problems import OptionsError
 from serve_app.schemas import AnalyzeOptions, Job, VideoAnalysis, video_id_of
@@ -109,8 +110,10 @@ class ChatService:
         runner: DeploymentHandle,
         settings: Settings,
         url_policy: UrlPolicy,
+        intakes: Admission,
     ) -> None:
         self.jobs = jobs
+        self.intakes = intakes  # a URL fetch is an intake like an upload: the ingress's one bound
         self.chunker = chunker
         self.vlm = vlm
         self.runner = runner
@@ -187,26 +190,27 @@ class ChatService:
             raise OptionsError(exc.errors()) from None
         chunking_options(options, self.settings.video)  # InvalidOptions before the download
         upload = uuid.uuid4().hex
-        try:
-            dest = self.jobs.upload_dest(upload)
-            started = time.perf_counter()
-            await fetch_url(
-                url,
-                dest,
-                max_bytes=self.settings.video.max_upload_bytes,
-                timeout_s=self.settings.serve.url_timeout_s,
-                policy=self.url_policy,
-            )
-            fetch_s = time.perf_counter() - started
-            question.video_id = video_id_of(await asyncio.to_thread(file_sha256, dest))
-            question.analysis = await self._stored(question.video_id, wanted)
-            if question.analysis is not None:
-                question.reused = True
-                return
-            media = await asyncio.to_thread(self.jobs.stage_upload, upload, dest)
-            question.job_id = await self._job_for(question.video_id, options, upload, media, url, fetch_s)
-        finally:
-            await asyncio.to_thread(self.jobs.delete_upload, upload)  # moved into a job, or not needed
+        with self.intakes.slot():  # refused before anything is fetched
+            try:
+                dest = self.jobs.upload_dest(upload)
+                started = time.perf_counter()
+                await fetch_url(
+                    url,
+                    dest,
+                    max_bytes=self.settings.video.max_upload_bytes,
+                    timeout_s=self.settings.serve.url_timeout_s,
+                    policy=self.url_policy,
+                )
+                fetch_s = time.perf_counter() - started
+                question.video_id = video_id_of(await asyncio.to_thread(file_sha256, dest))
+                question.analysis = await self._stored(question.video_id, wanted)
+                if question.analysis is not None:
+                    question.reused = True
+                    return
+                media = await asyncio.to_thread(self.jobs.stage_upload, upload, dest)
+                question.job_id = await self._job_for(question.video_id, options, upload, media, url, fetch_s)
+            finally:
+                await asyncio.to_thread(self.jobs.delete_upload, upload)  # moved into a job, or not needed
 
     async def _job_for(
         self, video_id: str, options: AnalyzeOptions, upload: str, media: str, source: str, fetch_s: float

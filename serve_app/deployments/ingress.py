@@ -36,6 +36,7 @@ from serve_app.flow import (
     start_transcript,
 )
 from serve_app.http import events
+from serve_app.http.admission import Admission
 from serve_app.http.auth import PUBLIC_PATHS, load_api_keys
 from serve_app.http.fetch import UrlPolicy
 from serve_app.http.intake import ANALYZE_BODY, Intake, receive_video
@@ -109,8 +110,17 @@ class Ingress:
         self.url_policy = UrlPolicy.from_settings(settings.security)
         self.jobs = JobStore(job_store_uri(settings))
         self.jobs.files.check_writable()  # an unreachable or read-only store fails the replica at start
+        # The bounds on expensive work (Serve's own queue limits on this deployment never bind).
+        self.analyses = Admission(settings.serve.max_analyses, "synchronous analyses")
+        self.intakes = Admission(settings.serve.max_intakes, "uploads or URL fetches being taken in")
         self.chat = ChatService(
-            jobs=self.jobs, chunker=chunker, vlm=vlm, runner=runner, settings=settings, url_policy=self.url_policy
+            jobs=self.jobs,
+            chunker=chunker,
+            vlm=vlm,
+            runner=runner,
+            settings=settings,
+            url_policy=self.url_policy,
+            intakes=self.intakes,
         )
         self.sync_share = FairShare(settings.flow.sync_chunks_in_flight)  # every /v1/analyze of this replica
         self.media_cache = MediaCache(settings.serve.media_cache_dir, settings.serve.media_cache_bytes)
@@ -122,9 +132,10 @@ class Ingress:
     async def _stage(self, request: Request, upload: str) -> tuple[Intake, float, str]:
         """Take the request's video in, onto the shared store: (intake, fetch_s, its store URI). Every
         replica it is handed to opens that URI on its own node; nothing gets a path on this one."""
-        dest = self.jobs.upload_dest(upload)
-        intake, fetch_s = await self._intake(request, dest)
-        return intake, fetch_s, await asyncio.to_thread(self.jobs.stage_upload, upload, dest)
+        with self.intakes.slot():  # refused before the body is read
+            dest = self.jobs.upload_dest(upload)
+            intake, fetch_s = await self._intake(request, dest)
+            return intake, fetch_s, await asyncio.to_thread(self.jobs.stage_upload, upload, dest)
 
     async def _intake(self, request: Request, dest: Any) -> tuple[Intake, float]:
         started = time.perf_counter()
@@ -155,6 +166,10 @@ class Ingress:
         openapi_extra=ANALYZE_BODY,
     )
     async def analyze(self, request: Request) -> VideoAnalysis:
+        with self.analyses.slot():  # refused at once, before the upload is read
+            return await self._analyze(request)
+
+    async def _analyze(self, request: Request) -> VideoAnalysis:
         started_at = time.time()
         upload = uuid.uuid4().hex
         speech: asyncio.Task[Speech] | None = None

@@ -70,11 +70,13 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     store = tmp_path_factory.mktemp("store")
     # Tight limits so over-limit inputs are cheap to make; everything else as in serve_config.yaml.
     overrides = {
-        # Small ingress queue and job capacity so overload is reachable with a few dozen requests.
+        # Small admission limits and job capacity so overload is reachable with a few dozen requests (the
+        # fairness test runs five analyses at once).
         "serve": {
             "store_dir": str(store),
             "port": free_port(),
-            "ingress": {"max_ongoing_requests": 8, "max_queued_requests": 8},
+            "max_analyses": 6,
+            "max_intakes": 8,
             # Scraped by test_analyze_http.py's metrics test.
             "metrics_export_port": free_port(),
         },
