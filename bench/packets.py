@@ -5,7 +5,7 @@
 
 Baseline: `decode_chunk` as the service runs it (adaptive sampling at the default candidate rate,
 non-reference frames skipped away from the candidates: ffmpeg's `-skip_frame noref` work, one decoder
-thread). Guided: the same call with `packets=PacketParams()`, which reads each chunk's packets first
+thread). Guided: the same call with the service's thresholds (`packet_params`), which reads each chunk's packets first
 (demux only) and decodes only what can have changed (`serve_app.video.guided`). Both decode every
 chunk of the service's plan (20 s, 1 s overlap) once, alternating chunk by chunk; CPU is process time.
 Costs on the guided side include its demux pass (also timed alone: `pass`), and the fallback to the
@@ -33,11 +33,12 @@ from serve_app.schemas import ChunkingOptions, ChunkPlan
 from serve_app.video.chunking import plan_chunks
 from serve_app.video.decode import decode_chunk
 from serve_app.video.guided import guided_frames
-from serve_app.video.packets import PacketParams
+from serve_app.video.packets import packet_params
 from serve_app.video.probe import BadPackets, open_video, probe, video_stream
 
 SETTINGS = VideoSettings()
-PARAMS = PacketParams()
+PARAMS = packet_params(VideoSettings())
+assert PARAMS is not None, "guided decoding is on by default"
 X264 = {"preset": "veryfast", "threads": "2"}
 
 

@@ -13,6 +13,7 @@ from data_jobs.inputs import OVERRIDES, VideoInput
 from data_jobs.probe_stage import probe_row
 from serve_app.config import Settings
 from serve_app.store.media import MediaCache
+from serve_app.video.packets import packet_params
 
 
 def build_pipeline(
@@ -33,7 +34,7 @@ def build_pipeline(
     )
     ds = ds.map(
         decode_row,
-        fn_kwargs={"threads": settings.video.decode_threads, "cache": cache},
+        fn_kwargs={"threads": settings.video.decode_threads, "packets": packet_params(settings.video), "cache": cache},
         compute=TaskPoolStrategy(size=data.decode_tasks),
         num_cpus=data.decode_num_cpus,
         resources=data.decode_resources or None,

@@ -91,6 +91,7 @@ MODULE_ALL: dict[str, list[str]] = {
         "PacketParams",
         "has_hidden_frame",
         "nal_length_size",
+        "packet_params",
         "payload_size",
         "static_flags",
     ],

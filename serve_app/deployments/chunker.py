@@ -22,6 +22,7 @@ from serve_app.schemas import AnalyzeOptions, ChunkPlan, VideoInfo
 from serve_app.store.jobs import JobStore, ThumbnailTarget
 from serve_app.store.media import MediaCache, media_path
 from serve_app.video import SampledChunk, chunking_options, decode_chunk, plan_chunks, probe
+from serve_app.video.packets import packet_params
 from serve_app.video.thumbnails import kept_frames, thumbnail_jpeg
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class Chunker:
     def __init__(self, video: VideoSettings, cache: MediaCache) -> None:
         route_to_serve()
         self.video = video
+        self.packets = packet_params(video)
         self.cache = cache
         self.stores: dict[str, JobStore] = {}  # by URI: a store client is made once per replica
         # `stats`: decode threads started and running; shows whether work goes on for a request that is gone.
@@ -66,7 +68,7 @@ class Chunker:
                 self.decodes_started += 1
                 self.decodes_running += 1
             try:
-                chunk = decode_chunk(media_path(media, self.cache), plan, self.video.decode_threads)
+                chunk = decode_chunk(media_path(media, self.cache), plan, self.video.decode_threads, self.packets)
             finally:
                 with self.counting:
                     self.decodes_running -= 1

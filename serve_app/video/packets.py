@@ -39,7 +39,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from statistics import median
 
-__all__ = ["PacketInfo", "PacketParams", "has_hidden_frame", "nal_length_size", "payload_size", "static_flags"]
+from serve_app.config import VideoSettings
+
+__all__ = [
+    "PacketInfo",
+    "PacketParams",
+    "has_hidden_frame",
+    "nal_length_size",
+    "packet_params",
+    "payload_size",
+    "static_flags",
+]
 
 # Codecs whose idle inter frame codes a skip flag per macroblock (see `bitmap_spike_ratio`).
 _SKIP_BITMAP = frozenset({"mpeg4", "msmpeg4v3", "msmpeg4v2", "mpeg2video", "mpeg1video"})
@@ -47,19 +57,19 @@ _SKIP_BITMAP = frozenset({"mpeg4", "msmpeg4v3", "msmpeg4v2", "mpeg2video", "mpeg
 
 @dataclass(frozen=True)
 class PacketParams:
-    """Thresholds of the compressed-domain pass (measured in tests/video/test_packets.py)."""
+    """Thresholds of the compressed-domain pass; the values and the measurements behind them are settings
+    (`VideoSettings.packet_*`, made into this by `packet_params`)."""
 
-    #: A static inter packet is at most this many times the range's smallest one. Idle 640x360 and
-    #: 1280x720 screens measured a median 1.0-1.4x their floor (x264, x265, libvpx VP8/VP9); the
-    #: smallest change (a cursor step plus a frame-code flip) 1.8-5x.
-    spike_ratio: float = 1.5
-    #: The same for MPEG-4 Part 2: idle frames measured within 1.02x of the floor, a cursor step
-    #: plus a code flip 1.23x at 720p.
-    bitmap_spike_ratio: float = 1.05
-    #: The smallest inter payload above this fraction of the median keyframe means live content
-    #: everywhere (camera, noise, webcam tile): nothing is static. Idle screens measured 0.02-2%,
-    #: camera footage 10-60%.
-    quiet_fraction: float = 0.03
+    spike_ratio: float  # a static inter packet is at most this many times the range's smallest one
+    bitmap_spike_ratio: float  # the same for the codecs in `_SKIP_BITMAP`
+    quiet_fraction: float  # smallest inter payload above this fraction of the median keyframe: nothing static
+
+
+def packet_params(video: VideoSettings) -> PacketParams | None:
+    """The pass's thresholds, or None when guided decoding is switched off (`video.packet_guided`)."""
+    if not video.packet_guided:
+        return None
+    return PacketParams(video.packet_spike_ratio, video.packet_bitmap_spike_ratio, video.packet_quiet_fraction)
 
 
 @dataclass(frozen=True)

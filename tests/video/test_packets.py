@@ -22,16 +22,17 @@ from serve_app.video.chunking import plan_chunks
 from serve_app.video.decode import decode_chunk
 from serve_app.video.packets import (
     PacketInfo,
-    PacketParams,
     has_hidden_frame,
     nal_length_size,
+    packet_params,
     payload_size,
     static_flags,
 )
 from serve_app.video.probe import probe, stream_start_s
 
 LIMITS = VideoSettings()
-PARAMS = PacketParams()
+PARAMS = packet_params(VideoSettings())
+assert PARAMS is not None, "guided decoding is on by default"
 MEDIA = Path(__file__).resolve().parents[3] / "shared" / "media"
 W, H, FPS = 640, 360, 30
 # (encoder, suffix, options): fast settings, each family's usual container.
