@@ -188,8 +188,9 @@ def print_report(report: dict[str, Any]) -> None:
     sys.stdout.write("\n".join(lines) + "\n")
 
 
-def connect(address: str | None) -> None:
-    """Join the given or ambient cluster (ray job submit sets RAY_ADDRESS); else start a local one."""
+def connect(address: str | None, object_store_bytes: int | None) -> None:
+    """Join the given or ambient cluster (ray job submit sets RAY_ADDRESS); else start a local one, with the
+    embedded stack's object-store size (`serve.object_store_bytes`: the reason is at the setting)."""
     import ray
 
     from serve_app.cli.local_stack import LOCAL_NUM_CPUS
@@ -197,7 +198,13 @@ def connect(address: str | None) -> None:
     if address or os.environ.get("RAY_ADDRESS"):
         ray.init(address=address, log_to_driver=False)
     else:
-        ray.init(address="local", num_cpus=LOCAL_NUM_CPUS, include_dashboard=False, log_to_driver=False)
+        ray.init(
+            address="local",
+            num_cpus=LOCAL_NUM_CPUS,
+            object_store_memory=object_store_bytes,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -222,7 +229,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     settings = ServeConfig.load(args.config).settings()
     options = {"mode": args.mode, "prompt": args.prompt, "fps": args.fps, "chunk_s": args.chunk_s}
     options = {k: v for k, v in options.items() if v is not None} | {"aggregate": not args.no_aggregate}
-    connect(args.address)
+    connect(args.address, settings.serve.object_store_bytes)
     import ray
 
     try:
