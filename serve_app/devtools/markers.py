@@ -43,6 +43,7 @@ from serve_app.devtools.synthetic import render_frame_index
 from serve_app.schemas import ChunkTask, TranscriptSegment
 
 if TYPE_CHECKING:
+    from serve_app.chat.answer import ChatPrompt
     from serve_app.config import ModelSettings
     from serve_app.video.decode import SampledChunk
 
@@ -163,6 +164,10 @@ class ModelInputProbe:
         task = ChunkTask(video_id="probe", mode=mode, max_tokens=1)  # type: ignore[arg-type]
         instruction, _ = self.engine.chunk_instruction(chunk, task, speech)
         return self.engine._prompt(instruction, True)
+
+    def chat_prompt(self, prompt: ChatPrompt, max_tokens: int) -> str:
+        """The text of the token ids `VLMEngine.chat` sends for `prompt` (special tokens included)."""
+        return str(self.tokenizer.decode(self.engine.chat_prompt_ids(prompt, max_tokens)))
 
     def view(self, chunk: SampledChunk, mode: str = "describe", speech: Sequence[TranscriptSegment] = ()) -> ModelView:
         """Run vLLM's processor on the request `VLMEngine` would send for `chunk`."""

@@ -197,22 +197,8 @@ class VLMEngine:
 
         if self._engine is None:
             raise EngineUnavailable("engine not started")
-        tokenizer = self._engine.get_tokenizer()
         max_tokens = int(sampling["max_tokens"])
-        room = self.settings.max_model_len - max_tokens
-        max_chars = room * 3
-        while True:
-            messages = prompt.messages(max_chars)
-            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            prompt_ids = tokenizer.encode(text, add_special_tokens=False)  # the template has its own
-            if len(prompt_ids) <= room:
-                break
-            if max_chars < 512 or prompt.notes is None:
-                raise BadRequest(
-                    f"the conversation takes {len(prompt_ids)} prompt tokens; with max_tokens {max_tokens} the "
-                    f"model's context ({self.settings.max_model_len}) leaves {room}"
-                )
-            max_chars //= 2
+        prompt_ids = self.chat_prompt_ids(prompt, max_tokens)
         params = SamplingParams(
             max_tokens=max_tokens,
             temperature=self.settings.temperature if sampling.get("temperature") is None else sampling["temperature"],
@@ -231,6 +217,25 @@ class VLMEngine:
         assert final is not None and final.finished
         completion = final.outputs[0]
         yield ChatDelta(completion.text, completion.finish_reason, len(prompt_ids), len(completion.token_ids))
+
+    def chat_prompt_ids(self, prompt: ChatPrompt, max_tokens: int) -> list[int]:
+        """The token ids `chat` sends: the chat template over `prompt.messages`, the notes halved until
+        prompt + `max_tokens` fit the context (a conversation that cannot fit even so is a BadRequest)."""
+        tokenizer = self._engine.get_tokenizer()
+        room = self.settings.max_model_len - max_tokens
+        max_chars = room * 3
+        while True:
+            messages = prompt.messages(max_chars)
+            text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            prompt_ids = tokenizer.encode(text, add_special_tokens=False)  # the template has its own
+            if len(prompt_ids) <= room:
+                return prompt_ids
+            if max_chars < 512 or prompt.notes is None:
+                raise BadRequest(
+                    f"the conversation takes {len(prompt_ids)} prompt tokens; with max_tokens {max_tokens} the "
+                    f"model's context ({self.settings.max_model_len}) leaves {room}"
+                )
+            max_chars //= 2
 
     def _prompt(self, instruction: str, with_video: bool) -> str:
         content: list[dict[str, str]] = [{"type": "video"}] if with_video else []
