@@ -17,8 +17,9 @@ Every strategy decodes the same chunks (the service's 20 s / 1 s overlap) and
 its tokens are counted at the same frame size (Qwen3-VL's arithmetic, what
 the model would be sent):
 - uniform 1 fps and 2 fps (budget lifted so neither is capped);
-- adaptive with the defaults (budget ceiling, floor, change threshold), and,
-  on the tuning split only, a sweep of the floor;
+- adaptive with the defaults (budget ceiling, floor, change threshold), decoded as the service decodes
+  (guided by the packets, `video.packet_guided`), and the same with every frame decoded (full
+  decoding): same recall is the guided decoder's promise; on the tuning split only, a sweep of the floor;
 - chunk starts + floor only: adaptive with a change threshold no tile can
   reach, i.e. what no detector at all keeps;
 - PySceneDetect's ContentDetector and HashDetector fed the same 2 fps
@@ -28,8 +29,12 @@ Recall: a change counts as covered when a kept frame shows the new content
 changes the chunk-start and floor frames alone do not cover (the ones only a
 detector can find). Each split prints tokens/min vs uniform 1 fps and says
 whether adaptive's recall equals uniform 1 fps's.
-Last line: `token_reduction_vs_uniform_1fps=<x> recall=<r> heldout_token_reduction=<x> heldout_recall=<r>`
-(adaptive defaults; tuning split, then held-out generated + real pooled).
+The held-out screen recordings (generated + display-dual-monitors.webm, not the camera clips) are also
+pooled apart, with the projected visual tokens per hour of 1080p30 screen recording (the held-out 1080p30
+clip's rate) and the frames decoded per minute, guided and full.
+Last line: `token_reduction_vs_uniform_1fps=<x> recall=<r> heldout_token_reduction=<x> heldout_recall=<r>
+heldout_screen_token_reduction=<x> heldout_screen_recall=<r> guided_recall_equals_full=<bool>`
+(adaptive defaults; tuning split, held-out generated + real pooled, held-out screen recordings).
 """
 
 from __future__ import annotations
@@ -51,12 +56,17 @@ from serve_app.config import VideoSettings
 from serve_app.devtools.synthetic import ScreenEvent
 from serve_app.schemas import ChunkingOptions, ChunkPlan, VideoInfo
 from serve_app.video import decode_chunk, plan_chunks, probe, visual_tokens
+from serve_app.video.packets import PacketParams, packet_params
 
 # Real clips: every video in ../shared/media (held out; none has ground-truth change times).
 REAL_SUFFIXES = {".webm", ".avi", ".mp4", ".mkv", ".mov"}
 # A change threshold no tile difference reaches (grey levels go to 255): only the chunk-start and floor
 # pairs are kept. The changes those alone cover are not the detector's merit ("detector recall").
 NO_DETECTOR = 1e9
+# The held-out real clips that are screen recordings (the others are camera footage and a film).
+SCREEN_RECORDINGS = {"display-dual-monitors.webm"}
+GUIDED, FULL = "adaptive (defaults)", "adaptive, full decoding"
+HD30 = (1920, 1080, 30)
 # Candidates for the PySceneDetect runs are decoded this small (the detectors downscale anyway).
 DETECTOR_SIZE = (320, 192)
 
@@ -68,6 +78,7 @@ class Outcome:
     times: list[float]
     tokens: int
     seconds: float
+    decoded: int = 0  # frames the decoder produced
 
 
 def uniform(path: Path, info: VideoInfo, fps: float, settings: VideoSettings) -> Outcome:
@@ -83,7 +94,7 @@ def uniform(path: Path, info: VideoInfo, fps: float, settings: VideoSettings) ->
     return run(path, plan_chunks(info, options, settings))
 
 
-def adaptive(path: Path, info: VideoInfo, settings: VideoSettings, **overrides: float) -> Outcome:
+def adaptive(path: Path, info: VideoInfo, settings: VideoSettings, guided: bool = True, **overrides: float) -> Outcome:
     options = ChunkingOptions(
         chunk_s=settings.chunk_s,
         overlap_s=settings.overlap_s,
@@ -93,18 +104,19 @@ def adaptive(path: Path, info: VideoInfo, settings: VideoSettings, **overrides: 
         floor_s=overrides.get("floor_s", settings.floor_s),
         change_threshold=overrides.get("change_threshold", settings.change_threshold),
     )
-    return run(path, plan_chunks(info, options, settings))
+    return run(path, plan_chunks(info, options, settings), packet_params(settings) if guided else None)
 
 
-def run(path: Path, plans: list[ChunkPlan]) -> Outcome:
+def run(path: Path, plans: list[ChunkPlan], packets: PacketParams | None = None) -> Outcome:
     started = time.perf_counter()
     times: list[float] = []
-    tokens = 0
+    tokens = decoded = 0
     for plan in plans:
-        chunk = decode_chunk(path, plan, threads=1)
+        chunk = decode_chunk(path, plan, threads=1, packets=packets)
         times += chunk.frame_times_s
         tokens += chunk.stats.visual_tokens
-    return Outcome(times=times, tokens=tokens, seconds=time.perf_counter() - started)
+        decoded += chunk.stats.frames_decoded
+    return Outcome(times=times, tokens=tokens, seconds=time.perf_counter() - started, decoded=decoded)
 
 
 def scenedetect_run(
@@ -210,6 +222,7 @@ class Tally:
 
     tokens: int = 0
     minutes: float = 0.0
+    decoded: int = 0
     covered: int = 0
     total: int = 0
     # Over the changes the chunk-start and floor pairs alone do not cover.
@@ -234,7 +247,14 @@ def print_split(name: str, tallies: dict[str, Tally]) -> None:
             f"uniform 1 fps | recall {fraction(t.covered, t.total)} "
             f"| detector recall {fraction(t.detector_covered, t.detector_total)}"
         )
-    adaptive = tallies["adaptive (defaults)"]
+    adaptive = tallies[GUIDED]
+    full = tallies.get(FULL)
+    if full is not None:
+        print(
+            f"   decoded frames/min: guided {adaptive.decoded / adaptive.minutes:.0f}, full "
+            f"{full.decoded / full.minutes:.0f}; recall guided {adaptive.covered}/{adaptive.total}, full "
+            f"{full.covered}/{full.total}"
+        )
     if adaptive.covered == base.covered:
         verdict = "at equal recall"
     elif adaptive.covered < base.covered:
@@ -274,7 +294,8 @@ def main() -> int:
     strategies: dict[str, Callable[[Path, VideoInfo], Outcome]] = {
         "uniform 1 fps": lambda p, i: uniform(p, i, 1.0, settings),
         "uniform 2 fps": lambda p, i: uniform(p, i, 2.0, settings),
-        "adaptive (defaults)": lambda p, i: adaptive(p, i, settings),
+        GUIDED: lambda p, i: adaptive(p, i, settings),
+        FULL: lambda p, i: adaptive(p, i, settings, guided=False),
     }
     # The floor sweep explains the tuning split's default; it is not run on held-out clips.
     sweep: dict[str, Callable[[Path, VideoInfo], Outcome]] = {
@@ -290,6 +311,8 @@ def main() -> int:
         detectors["PySceneDetect hash"] = partial(HashDetector, min_scene_len=1)
     floor_only = "chunk starts + floor only"
     totals: dict[str, dict[str, Tally]] = {}  # split -> strategy -> sums
+    screens: dict[str, Tally] = {}  # held-out screen recordings (generated + real), strategy -> sums
+    per_hour_1080p30: float | None = None
     for video in videos:
         path = video.path
         info = probe(path, settings)
@@ -340,8 +363,12 @@ def main() -> int:
                 f"| detector {detector_covered}/{detector_total} "
                 f"| {outcome.seconds:5.1f} s{'  missed: ' + ', '.join(missed[:6]) if missed else ''}"
             )
-            tally = Tally(outcome.tokens, minutes, covered, total, detector_covered, detector_total)
+            tally = Tally(outcome.tokens, minutes, outcome.decoded, covered, total, detector_covered, detector_total)
             totals.setdefault(video.split, {}).setdefault(name, Tally()).add(tally)
+            if video.split == "held-out generated" or path.name in SCREEN_RECORDINGS:
+                screens.setdefault(name, Tally()).add(tally)
+            if name == GUIDED and video.split != "tuning" and (info.width, info.height, round(info.fps)) == HD30:
+                per_hour_1080p30 = outcome.tokens / minutes * 60
 
     held_out: dict[str, Tally] = {}
     for split in ("held-out generated", "held-out real"):
@@ -352,12 +379,21 @@ def main() -> int:
         if split in totals:
             print_split(f"{split} (never tuned on)", totals[split])
     print_split("held-out, all (generated + real)", held_out)
-    tuned, tuned_base = totals["tuning"]["adaptive (defaults)"], totals["tuning"]["uniform 1 fps"]
-    held, held_base = held_out["adaptive (defaults)"], held_out["uniform 1 fps"]
+    print_split("held-out screen recordings (generated + display-dual-monitors.webm)", screens)
+    if per_hour_1080p30 is not None:
+        print(
+            f"projected visual tokens per hour of 1080p30 screen recording (guided, defaults): {per_hour_1080p30:,.0f}"
+        )
+    tuned, tuned_base = totals["tuning"][GUIDED], totals["tuning"]["uniform 1 fps"]
+    held, held_base = held_out[GUIDED], held_out["uniform 1 fps"]
+    screen, screen_base = screens[GUIDED], screens["uniform 1 fps"]
+    same = all(split[GUIDED].covered == split[FULL].covered for split in (*totals.values(), held_out, screens))
     print(
         f"token_reduction_vs_uniform_1fps={tuned_base.tokens / tuned.tokens:.2f} "
         f"recall={tuned.covered / tuned.total:.3f} "
-        f"heldout_token_reduction={held_base.tokens / held.tokens:.2f} heldout_recall={held.covered / held.total:.3f}"
+        f"heldout_token_reduction={held_base.tokens / held.tokens:.2f} heldout_recall={held.covered / held.total:.3f} "
+        f"heldout_screen_token_reduction={screen_base.tokens / screen.tokens:.2f} "
+        f"heldout_screen_recall={screen.covered / screen.total:.3f} guided_recall_equals_full={same}"
     )
     return 0
 
