@@ -138,6 +138,33 @@ def test_infer_chunks_keeps_the_window_and_reports_failures_in_order() -> None:
     assert (results[4].start_s, results[4].end_s) == (40.0, 50.0)
 
 
+def test_one_cancelled_chunk_call_stops_every_other() -> None:
+    """Serve cancels a gone client's child calls before the request's own task: one chunk call then ends in
+    CancelledError while the caller is not cancelled. Nothing may go on running for nobody after it."""
+    plans = [plan(i) for i in range(20)]
+    started: list[int] = []
+    finished: list[int] = []
+
+    async def call(p: ChunkPlan) -> ChunkResult:
+        started.append(p.index)
+        if p.index == 1:
+            await asyncio.sleep(0.01)
+            raise asyncio.CancelledError  # what a child call cancelled by its replica raises here
+        await asyncio.sleep(0.05)
+        finished.append(p.index)
+        return ok_result(p)
+
+    async def main() -> None:
+        with pytest.raises(asyncio.CancelledError):
+            await infer_chunks(plans, call, mode="describe", policy=FAST, video_id="v")
+        await asyncio.sleep(0.3)  # time for all 20 to run, were any left going
+
+    run(main())
+    # The cancelled call's slot may go to one more before the cancel lands; the rest never start.
+    assert sorted(started) in ([0, 1, 2], [0, 1, 2, 3]), f"chunks started after one was cancelled: {started}"
+    assert finished == [], "the siblings in flight were cancelled, not left to finish"
+
+
 def test_videos_sharing_slots_stay_within_them_and_a_short_one_is_not_starved() -> None:
     share = FairShare(4)
     in_flight = peak = 0

@@ -29,6 +29,7 @@ from serve_app.flow import (
     Speech,
     cancel_on_exit,
     check_sync_limit,
+    freeze_startup,
     graph_chunk_call,
     infer_chunks,
     plan_video,
@@ -125,6 +126,7 @@ class Ingress:
         self.sync_share = FairShare(settings.flow.sync_chunks_in_flight)  # every /v1/analyze of this replica
         self.media_cache = MediaCache(settings.serve.media_cache_dir, settings.serve.media_cache_bytes)
         self.media_tokens = job_files.media_tokens(self.api_keys, settings.security)
+        freeze_startup()  # cheap collections of what Serve leaves in cycles (serve_app.flow.GC_EVERY_S)
 
     async def _check_schema(self, schema: dict[str, Any]) -> None:
         await self.vlm.check_schema.remote(schema)
