@@ -52,7 +52,7 @@ lint: setup
 	$(BIN)/ruff check $(LINT_DIRS)
 	$(BIN)/ruff format --check $(LINT_DIRS)
 
-BENCHES := bench/decode.py bench/sampling.py bench/markers.py bench/archive.py bench/asr.py bench/soak.py bench/overload.py
+BENCHES := bench/decode.py bench/packets.py bench/sampling.py bench/markers.py bench/archive.py bench/asr.py bench/soak.py bench/overload.py
 
 bench: setup
 	@for b in $(BENCHES); do echo "== $$b"; $(BIN)/python $$b || exit 1; done
