@@ -4,6 +4,12 @@ Ray object store. Shared by bench/soak.py and bench/overload.py.
 PSS (proportional set size, /proc/<pid>/smaps_rollup) splits pages shared between processes, so the sum
 over processes is what the stack really holds; RSS would count the plasma pages once per process mapping
 them. Only descendants of this process are counted: other Ray clusters on the machine are not ours.
+
+A role's figure changes when its processes change, not only when they grow: Serve's autoscaler may start a
+second Chunker or ASR replica during a job and keep it for `downscale_delay_s` after. So the table prints each
+role's process count before / at peak / after, and compares the processes present both before and after
+(same pid) separately from the whole; and every total once with and once without shared memory (the plasma
+pages, which the object store keeps touched: bench/README.md).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ MIB = 1024**2
 ENGINE_CORE = "vLLM EngineCore"
 VLM_REPLICA = "VLM replica (AsyncLLM)"
 ENGINE_ROLES = (ENGINE_CORE, VLM_REPLICA)
+DETAILED_ROLES = (*ENGINE_ROLES, "Chunker")  # roles printed with their PSS parts
 ROLES = (
     ("VLLM::EngineCore", ENGINE_CORE),
     ("ServeReplica:reelserve:VLM", VLM_REPLICA),
@@ -39,6 +46,7 @@ ROLES = (
 )
 OTHER = "other Ray processes"
 PARTS = ("Pss_Anon", "Pss_Shmem", "Pss_File")
+KEYS = ("Pss", *PARTS)
 
 
 def role_of(cmdline: str) -> str:
@@ -70,6 +78,7 @@ class Snapshot:
     store_fallback: int  # objects that did not fit, on the filesystem
     store_spilled: int  # bytes spilled to disk so far
     note: str = ""
+    by_pid: dict[int, tuple[str, dict[str, int]]] = field(default_factory=dict)  # pid -> (role, Pss and parts)
 
     @property
     def total(self) -> int:
@@ -80,12 +89,25 @@ class Snapshot:
         """The shared-memory part of all PSS: plasma pages the processes have mapped."""
         return sum(p.get("Pss_Shmem", 0) for p in self.parts.values())
 
+    @property
+    def total_private(self) -> int:
+        """All PSS but shared memory: heaps and mapped files (Pss_Anon + Pss_File)."""
+        return self.total - self.pss_shmem
+
+    def of(self, pids: set[int], key: str = "Pss") -> int:
+        """The sum of `key` (Pss or one of PARTS) over `pids` (those gone count 0)."""
+        return sum(self.by_pid[pid][1].get(key, 0) for pid in pids if pid in self.by_pid)
+
+    def pids(self, role: str | None = None) -> set[int]:
+        return {pid for pid, (r, _) in self.by_pid.items() if role is None or r == role}
+
 
 def snapshot(note: str = "") -> Snapshot:
     """Memory of this process's Ray descendants now (needs `ray.init` done in this process)."""
     pss: dict[str, int] = {}
     parts: dict[str, dict[str, int]] = {}
     count: dict[str, int] = {}
+    by_pid: dict[int, tuple[str, dict[str, int]]] = {}
     for proc in psutil.Process(os.getpid()).children(recursive=True):
         try:
             cmdline = " ".join(proc.cmdline()) or proc.name()
@@ -95,13 +117,25 @@ def snapshot(note: str = "") -> Snapshot:
         measured = pss_bytes(proc.pid)
         if not measured.get("Pss"):
             continue
+        by_pid[proc.pid] = (role, dict(measured))
         pss[role] = pss.get(role, 0) + measured.pop("Pss")
         mine = parts.setdefault(role, {})
         for key, value in measured.items():
             mine[key] = mine.get(key, 0) + value
         count[role] = count.get(role, 0) + 1
-    store = object_store()
-    return Snapshot(time.time(), pss, parts, count, shutil.disk_usage("/dev/shm").used, *store, note=note)
+    used, fallback, spilled = object_store()
+    return Snapshot(
+        at=time.time(),
+        pss=pss,
+        parts=parts,
+        processes=count,
+        dev_shm_used=shutil.disk_usage("/dev/shm").used,
+        store_used=used,
+        store_fallback=fallback,
+        store_spilled=spilled,
+        note=note,
+        by_pid=by_pid,
+    )
 
 
 def object_store() -> tuple[int, int, int]:
@@ -153,6 +187,13 @@ class Sampler:
             store_fallback=max(s.store_fallback for s in self.samples),
             store_spilled=max(s.store_spilled for s in self.samples),
             note="peak",
+            by_pid={  # each process's own maxima (its role from its last sample)
+                pid: (
+                    role,
+                    {k: max(s.by_pid[pid][1].get(k, 0) for s in self.samples if pid in s.by_pid) for k in KEYS},
+                )
+                for pid, role in {pid: r for s in self.samples for pid, (r, _) in s.by_pid.items()}.items()
+            },
         )
 
 
@@ -164,31 +205,53 @@ def ratio(after: int, before: int) -> str:
     return f"{after / before:.2f}" if before else "n/a"
 
 
+def _row(label: str, b: int, p: int, a: int) -> str:
+    return f"{label:40} {mib(b):>8} {mib(p):>8} {mib(a):>8} {ratio(a, b):>13}"
+
+
+def _counts(before: Snapshot, peak: Snapshot, after: Snapshot, role: str | None = None) -> str:
+    """`[before/peak/after]` process counts of a role, or of all processes."""
+    if role is None:  # at peak: the sum of each role's most processes
+        return f"[{len(before.by_pid)}/{sum(peak.processes.values())}/{len(after.by_pid)}]"
+    return f"[{before.processes.get(role, 0)}/{peak.processes.get(role, 0)}/{after.processes.get(role, 0)}]"
+
+
 def table(before: Snapshot, peak: Snapshot, after: Snapshot) -> str:
-    """Role by role: MiB before / at peak / after and after/before; then the totals and shared memory."""
+    """Role by role: MiB before / at peak / after and after/before, with `[processes before/peak/after]`; a role
+    whose processes changed also gets the figure of the processes present both before and after. Then the
+    totals, with and without shared memory, of all processes and of those present both before and after."""
     roles = [r for _, r in ROLES if r in before.pss or r in peak.pss] + (
         [OTHER] if OTHER in before.pss or OTHER in peak.pss else []
     )
-    rows = [f"{'PSS MiB (processes)':34} {'before':>8} {'peak':>8} {'after':>8} {'after/before':>13}"]
+    rows = [f"{'PSS MiB by role [processes b/p/a]':40} {'before':>8} {'peak':>8} {'after':>8} {'after/before':>13}"]
     for role in roles:
-        b, p, a = before.pss.get(role, 0), peak.pss.get(role, 0), after.pss.get(role, 0)
-        n = max(before.processes.get(role, 0), after.processes.get(role, 0))
-        rows.append(f"{role + f' ({n})':34} {mib(b):>8} {mib(p):>8} {mib(a):>8} {ratio(a, b):>13}")
-        if role in ENGINE_ROLES:  # where its memory is: heap, plasma pages it read frames from, mapped files
+        rows.append(
+            _row(f"{role} {_counts(before, peak, after, role)}", *(s.pss.get(role, 0) for s in (before, peak, after)))
+        )
+        if role in DETAILED_ROLES:  # where its memory is: heap, plasma pages it wrote or read frames in, files
             for part in PARTS:
-                b, p, a = (snap.parts.get(role, {}).get(part, 0) for snap in (before, peak, after))
-                rows.append(f"{'  ' + part:34} {mib(b):>8} {mib(p):>8} {mib(a):>8} {ratio(a, b):>13}")
+                rows.append(_row(f"  {part}", *(s.parts.get(role, {}).get(part, 0) for s in (before, peak, after))))
+        was, now = before.pids(role), after.pids(role)
+        if was and was != now:  # a replica started or stopped: growth is what the same processes hold
+            same = was & now
+            rows.append(_row(f"  the {len(same)} process(es) in both", *(s.of(same) for s in (before, peak, after))))
+    rows.append(_row(f"total PSS {_counts(before, peak, after)}", before.total, peak.total, after.total))
+    rows.append(_row("  of which shared memory (Pss_Shmem)", before.pss_shmem, peak.pss_shmem, after.pss_shmem))
+    rows.append(_row("  without shared memory", before.total_private, peak.total_private, after.total_private))
+    same = before.pids() & after.pids()
+    started, gone = len(after.pids() - same), len(before.pids() - same)
     rows.append(
-        f"{'total PSS':34} {mib(before.total):>8} {mib(peak.total):>8} {mib(after.total):>8} "
-        f"{ratio(after.total, before.total):>13}"
+        _row(
+            f"{len(same)} processes in both (+{started} new, -{gone} gone)",
+            *(s.of(same) for s in (before, peak, after)),
+        )
     )
+    rows.append(_row("  without shared memory", *(s.of(same) - s.of(same, "Pss_Shmem") for s in (before, peak, after))))
     for label, attr in (
-        ("  of which shared memory (Pss_Shmem)", "pss_shmem"),
         ("/dev/shm used (machine)", "dev_shm_used"),
         ("object store: live objects", "store_used"),
         ("object store: fallback (filesystem)", "store_fallback"),
         ("object store: spilled (cumulative)", "store_spilled"),
     ):
-        b, p, a = getattr(before, attr), getattr(peak, attr), getattr(after, attr)
-        rows.append(f"{label:34} {mib(b):>8} {mib(p):>8} {mib(a):>8} {ratio(a, b):>13}")
+        rows.append(_row(label, *(getattr(s, attr) for s in (before, peak, after))))
     return "\n".join(rows)

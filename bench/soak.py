@@ -8,9 +8,13 @@ one job over a generated video of `--minutes` (32 min at the default 20 s chunks
 chunks), samples memory while it runs, and measures again `--settle-s` after it ended. Memory is PSS by
 role from /proc/<pid>/smaps_rollup (bench/memory.py), /dev/shm, and the Ray object store (`ray memory`).
 Goal: after within 10% of before, and the engine's PSS flat over the second half of the job (its slope,
-MiB per chunk, is printed). The last line is
+MiB per chunk, is printed); the peak per quarter of the chunks of the engine and of the object store's live
+objects shows whether the working set stays level as the video goes on. Totals come with and without shared
+memory (plasma pages), and for the processes present both before and after (a replica the autoscaler started
+during the job is not growth). The last line is
 `soak_engine_core_pss_after_vs_before=<x> soak_vlm_replica_pss_after_vs_before=<x> soak_total_pss_after_vs_before=<x>
-soak_engine_mib_per_100_chunks=<x>`.
+soak_total_noshm_after_vs_before=<x> soak_same_processes_after_vs_before=<x>
+soak_same_processes_noshm_after_vs_before=<x> soak_engine_mib_per_100_chunks=<x>`.
 """
 
 from __future__ import annotations
@@ -19,12 +23,13 @@ import argparse
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import numpy as np
 from common import cached, hardware
-from memory import ENGINE_CORE, ENGINE_ROLES, MIB, VLM_REPLICA, Sampler, snapshot, table
+from memory import ENGINE_CORE, ENGINE_ROLES, MIB, VLM_REPLICA, Sampler, Snapshot, snapshot, table
 
 from serve_app.cli.local_stack import local_stack
 from serve_app.config import ServeConfig
@@ -107,23 +112,42 @@ def main() -> None:
 
     print(table(before, peak, after))
     total = progress["chunks_total"]
+
+    def per_quarter(figure: Callable[[Snapshot], int]) -> str:
+        """The peak of `figure` within each quarter of the chunks: a working set stays level, a leak climbs."""
+        points = [(int(s.note), figure(s)) for s in sampler.samples if s.note.isdigit()]
+        out = []
+        for q in (0.25, 0.5, 0.75, 1.0):
+            at = [value for done, value in points if (q - 0.25) * total < done <= q * total]
+            out.append(f"{int(q * 100)}% {max(at) / MIB:,.0f}" if at else f"{int(q * 100)}% -")
+        return ", ".join(out)
+
     # The engine: the VLM replica (AsyncLLM) and its EngineCore process together.
+    print(
+        "engine (VLM replica + EngineCore) peak PSS MiB per quarter of the chunks: "
+        f"{per_quarter(lambda s: sum(s.pss.get(r, 0) for r in ENGINE_ROLES))}"
+    )
+    print(f"object store live objects, peak MiB per quarter: {per_quarter(lambda s: s.store_used)}")
+    print(f"/dev/shm used, peak MiB per quarter: {per_quarter(lambda s: s.dev_shm_used)}")
     points = [(int(s.note), sum(s.pss.get(r, 0) for r in ENGINE_ROLES)) for s in sampler.samples if s.note.isdigit()]
-    quarters = []
-    for q in (0.25, 0.5, 0.75, 1.0):  # the peak within each quarter: a working set stays level, a leak climbs
-        at = [pss for done, pss in points if (q - 0.25) * total < done <= q * total]
-        quarters.append(f"{int(q * 100)}% {max(at) / MIB:,.0f}" if at else f"{int(q * 100)}% -")
-    print(f"engine (VLM replica + EngineCore) peak PSS MiB per quarter of the chunks: {', '.join(quarters)}")
     second_half = [(done, pss) for done, pss in points if done >= total / 2]
     slope = 0.0
     if len({done for done, _ in second_half}) > 2:
         x, y = np.array(second_half, dtype=float).T
         slope = float(np.polyfit(x, y, 1)[0]) / MIB
     print(f"engine PSS slope over the second half: {slope:.2f} MiB per chunk")
+    same = before.pids() & after.pids()  # a replica started (or stopped) during the job is not growth
+
+    def private(snap: Snapshot) -> int:
+        return snap.of(same) - snap.of(same, "Pss_Shmem")
+
     print(
         f"soak_engine_core_pss_after_vs_before={after.pss.get(ENGINE_CORE, 0) / before.pss[ENGINE_CORE]:.3f} "
         f"soak_vlm_replica_pss_after_vs_before={after.pss.get(VLM_REPLICA, 0) / before.pss[VLM_REPLICA]:.3f} "
         f"soak_total_pss_after_vs_before={after.total / before.total:.3f} "
+        f"soak_total_noshm_after_vs_before={after.total_private / before.total_private:.3f} "
+        f"soak_same_processes_after_vs_before={after.of(same) / before.of(same):.3f} "
+        f"soak_same_processes_noshm_after_vs_before={private(after) / private(before):.3f} "
         f"soak_engine_mib_per_100_chunks={slope * 100:.0f}"
     )
 

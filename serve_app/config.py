@@ -342,6 +342,9 @@ def _chunker_defaults() -> DeploymentSettings:
             upscale_delay_s=5,  # a decoder starts in seconds: add one as soon as chunks queue up
             downscale_delay_s=120,
         ),
+        # Decodes run in asyncio's thread pool (up to 6 threads on 2 cores), each with its own glibc heap that
+        # keeps what it held: 2 arenas, as for the VLM (bench/soak.py, bench/README.md).
+        env_vars={"MALLOC_ARENA_MAX": "2"},
     )
 
 
