@@ -81,6 +81,7 @@ def plans_for(info: VideoInfo, settings: VideoSettings) -> list[ChunkPlan]:
         sampling="uniform",
         floor_s=settings.floor_s,
         change_threshold=settings.change_threshold,
+        static_chunk_s=0.0,
     )
     return plan_chunks(info, options, settings)
 

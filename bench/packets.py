@@ -104,6 +104,7 @@ def _plans(info: VideoInfo) -> list[ChunkPlan]:
         sampling="adaptive",
         floor_s=SETTINGS.floor_s,
         change_threshold=SETTINGS.change_threshold,
+        static_chunk_s=0.0,
     )
     return plan_chunks(info, opts, SETTINGS)
 

@@ -90,6 +90,7 @@ def uniform(path: Path, info: VideoInfo, fps: float, settings: VideoSettings) ->
         sampling="uniform",
         floor_s=settings.floor_s,
         change_threshold=settings.change_threshold,
+        static_chunk_s=0.0,
     )
     return run(path, plan_chunks(info, options, settings))
 
@@ -103,6 +104,7 @@ def adaptive(path: Path, info: VideoInfo, settings: VideoSettings, guided: bool 
         sampling="adaptive",
         floor_s=overrides.get("floor_s", settings.floor_s),
         change_threshold=overrides.get("change_threshold", settings.change_threshold),
+        static_chunk_s=0.0,
     )
     return run(path, plan_chunks(info, options, settings), packet_params(settings) if guided else None)
 
@@ -138,6 +140,7 @@ def scenedetect_run(
         sampling="uniform",
         floor_s=settings.floor_s,
         change_threshold=settings.change_threshold,
+        static_chunk_s=0.0,
     )
     started = time.perf_counter()
     times: list[float] = []
@@ -331,6 +334,7 @@ def main() -> int:
                 sampling="adaptive",
                 floor_s=settings.floor_s,
                 change_threshold=settings.change_threshold,
+                static_chunk_s=0.0,
             ),
             settings,
         )[0]

@@ -17,7 +17,7 @@ from serve_app.flow import NO_SPEECH, Speech
 from serve_app.schemas import AnalyzeOptions, VideoInfo
 from serve_app.speech import shared_recognizer, transcribe_file
 from serve_app.store.media import MediaCache, media_path
-from serve_app.video import chunking_options, file_sha256, plan_chunks, probe
+from serve_app.video import chunking_options, file_sha256, plan_file
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +61,7 @@ def probe_row(
         return [row(kind="skipped", **base)]
     probe_started = time.perf_counter()
     try:
-        info = probe(path, video, sha256=sha)
-        plans = plan_chunks(info, chunking, video)
+        info, plans = plan_file(path, chunking, video, sha256=sha)
     except ReelserveError as exc:
         logger.warning("%s: %s", uri, exc.detail)
         return [row(kind="failed", error=f"{exc.title}: {exc.detail}", **base)]

@@ -123,6 +123,15 @@ class VideoSettings(BaseModel):
         "idle 1080p screen share with the same kept frames; camera footage and live regions fall back to the "
         "full decoder after one demux pass. False: decode every reference frame, as ffmpeg -skip_frame noref.",
     )
+    static_chunk_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="Adaptive sampling with packet_guided: a chunk grows over the stretches in which the "
+        "compressed stream shows no possible change (serve_app.video.packets.active_spans), one grid step at "
+        "a time up to this many seconds, so an idle screen costs one chunk's opening pair and one answer per "
+        "`static_chunk_s`, not per `chunk_s`; a chunk still ends at a grid point before the next change. "
+        "120 s keeps a chunk's candidates (240 at 2 fps) and decode within a few seconds; 0 turns it off.",
+    )
     packet_spike_ratio: float = Field(
         default=1.5,
         gt=1,

@@ -121,6 +121,7 @@ class ChunkingOptions(BaseModel):
     sampling: SamplingStrategy = Field(description="Frame sampling strategy.")
     floor_s: float = Field(gt=0, description="Adaptive: longest stretch without a kept frame.")
     change_threshold: float = Field(gt=0, description="Adaptive: tile difference that counts.")
+    static_chunk_s: float = Field(ge=0, description="Adaptive: longest a chunk grows over static stretches (0: off).")
 
     @model_validator(mode="after")
     def _overlap_below_length(self) -> ChunkingOptions:

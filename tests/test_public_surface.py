@@ -22,6 +22,7 @@ PACKAGE_ALL: dict[str, list[str]] = {
         "file_sha256",
         "fit_frame_size",
         "plan_chunks",
+        "plan_file",
         "probe",
         "visual_tokens",
     ],
@@ -69,7 +70,7 @@ PACKAGE_ALL: dict[str, list[str]] = {
 }
 
 MODULE_ALL: dict[str, list[str]] = {
-    "serve_app.video.chunking": ["MAX_FRAMES", "MIN_FRAMES", "chunking_options", "plan_chunks"],
+    "serve_app.video.chunking": ["MAX_FRAMES", "MIN_FRAMES", "chunking_options", "plan_chunks", "plan_file"],
     "serve_app.video.decode": ["SampledChunk", "decode_chunk"],
     "serve_app.video.probe": [
         "BadPackets",
@@ -85,10 +86,14 @@ MODULE_ALL: dict[str, list[str]] = {
         "stream_start_s",
         "video_stream",
     ],
-    "serve_app.video.guided": ["Shown", "guided_frames"],
+    "serve_app.video.guided": ["Shown", "activity", "guided_frames"],
     "serve_app.video.packets": [
+        "CATCH_UP_S",
+        "JOIN_S",
         "PacketInfo",
         "PacketParams",
+        "WINDOW_S",
+        "active_spans",
         "has_hidden_frame",
         "nal_length_size",
         "packet_params",

@@ -21,7 +21,7 @@ from serve_app.observability.logs import route_to_serve
 from serve_app.schemas import AnalyzeOptions, ChunkPlan, VideoInfo
 from serve_app.store.jobs import JobStore, ThumbnailTarget
 from serve_app.store.media import MediaCache, media_path
-from serve_app.video import SampledChunk, chunking_options, decode_chunk, plan_chunks, probe
+from serve_app.video import SampledChunk, chunking_options, decode_chunk, plan_file
 from serve_app.video.packets import packet_params
 from serve_app.video.thumbnails import kept_frames, thumbnail_jpeg
 
@@ -49,8 +49,9 @@ class Chunker:
         self.counting = threading.Lock()
 
     async def plan(self, media: str, options: AnalyzeOptions) -> tuple[VideoInfo, list[ChunkPlan]]:
-        info = await asyncio.to_thread(lambda: probe(media_path(media, self.cache), self.video))
-        return info, plan_chunks(info, chunking_options(options, self.video), self.video)
+        return await asyncio.to_thread(
+            lambda: plan_file(media_path(media, self.cache), chunking_options(options, self.video), self.video)
+        )
 
     def _store(self, uri: str) -> JobStore:
         if uri not in self.stores:

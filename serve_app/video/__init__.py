@@ -4,7 +4,7 @@ A pure library (PyAV + NumPy, no Ray, vLLM or web framework) shared by the
 Serve deployments and the bulk jobs.
 """
 
-from serve_app.video.chunking import chunking_options, plan_chunks
+from serve_app.video.chunking import chunking_options, plan_chunks, plan_file
 from serve_app.video.decode import SampledChunk, decode_chunk
 from serve_app.video.probe import file_sha256, probe
 from serve_app.video.tokens import FACTOR, fit_frame_size, visual_tokens
@@ -17,6 +17,7 @@ __all__ = [
     "file_sha256",
     "fit_frame_size",
     "plan_chunks",
+    "plan_file",
     "probe",
     "visual_tokens",
 ]

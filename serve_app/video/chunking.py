@@ -18,13 +18,17 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+from pathlib import Path
 
 from serve_app.config import VideoSettings
 from serve_app.errors import InvalidOptions
 from serve_app.schemas import AnalyzeOptions, ChunkingOptions, ChunkPlan, VideoInfo, overlap_problem
+from serve_app.video.guided import activity
+from serve_app.video.packets import packet_params
+from serve_app.video.probe import probe
 from serve_app.video.tokens import FACTOR, TEMPORAL_PATCH, fit_frame_size, visual_tokens
 
-__all__ = ["MAX_FRAMES", "MIN_FRAMES", "chunking_options", "plan_chunks"]
+__all__ = ["MAX_FRAMES", "MIN_FRAMES", "chunking_options", "plan_chunks", "plan_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -36,9 +40,21 @@ _MIN_TAIL_S = 1.0
 _EPS = 1e-9
 
 
-def plan_chunks(info: VideoInfo, options: ChunkingOptions, limits: VideoSettings) -> list[ChunkPlan]:
-    """Chunks covering [0, info.duration_s], each within `options.token_budget`."""
+def plan_chunks(
+    info: VideoInfo,
+    options: ChunkingOptions,
+    limits: VideoSettings,
+    active: list[tuple[float, float]] | None = None,
+) -> list[ChunkPlan]:
+    """Chunks covering [0, info.duration_s], each within `options.token_budget`.
+
+    `active`: the stretches that may show a change (`serve_app.video.guided.activity`); with adaptive
+    sampling a chunk then grows over the grid steps that have none, up to `options.static_chunk_s`.
+    None (not known, or nothing static): the plain grid. The plan depends on the file and options only.
+    """
     spans = _spans(info.duration_s, options.chunk_s, options.overlap_s)
+    if options.sampling == "adaptive" and active is not None and options.static_chunk_s > options.chunk_s:
+        spans = _grow_over_static(spans, active, options.static_chunk_s)
     cores = _cores(spans, info.duration_s)
     fps = min(options.fps, info.fps)  # sampling above the source rate only repeats frames
     wanted = [_frames_for(end - start, fps) for start, end in spans]
@@ -83,6 +99,18 @@ def plan_chunks(info: VideoInfo, options: ChunkingOptions, limits: VideoSettings
     return plans
 
 
+def plan_file(
+    path: str | Path, options: ChunkingOptions, limits: VideoSettings, sha256: str | None = None
+) -> tuple[VideoInfo, list[ChunkPlan]]:
+    """Probe the video at `path` and plan its chunks: online (the Chunker) and bulk (the archive job)
+    alike, so both cut a file the same way. The packet pass (`activity`) runs only when chunks may grow."""
+    info = probe(path, limits, sha256=sha256)
+    params = packet_params(limits)
+    grows = options.sampling == "adaptive" and options.static_chunk_s > options.chunk_s and params is not None
+    active = activity(path, params) if grows and params is not None else None
+    return info, plan_chunks(info, options, limits, active)
+
+
 def _spans(duration: float, chunk_s: float, overlap_s: float) -> list[tuple[float, float]]:
     """[start, end] of each chunk: a grid of step chunk_s - overlap_s from 0."""
     step = chunk_s - overlap_s
@@ -96,6 +124,22 @@ def _spans(duration: float, chunk_s: float, overlap_s: float) -> list[tuple[floa
         spans[-1] = (spans[-1][0], duration)
     spans[-1] = (spans[-1][0], duration)  # exact end, whatever the float grid did
     return spans
+
+
+def _grow_over_static(
+    spans: list[tuple[float, float]], active: list[tuple[float, float]], longest_s: float
+) -> list[tuple[float, float]]:
+    """Join each grid span to the chunk before it when what it adds holds no active stretch and the
+    chunk stays within `longest_s`: a static stretch costs one chunk, and a chunk ends at the last grid
+    point before a change (the next one opens on the overlap before it, as on the plain grid)."""
+    grown = [spans[0]]
+    for start, end in spans[1:]:
+        first, last = grown[-1]
+        if end - first <= longest_s + _EPS and not any(a <= end and b >= last for a, b in active):
+            grown[-1] = (first, end)
+        else:
+            grown.append((start, end))
+    return grown
 
 
 def _cores(spans: list[tuple[float, float]], duration: float) -> list[tuple[float, float]]:
@@ -181,4 +225,5 @@ def chunking_options(options: AnalyzeOptions, video: VideoSettings) -> ChunkingO
         sampling=sampling,
         floor_s=video.floor_s,
         change_threshold=video.change_threshold,
+        static_chunk_s=video.static_chunk_s if video.packet_guided else 0.0,
     )

@@ -19,22 +19,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
 
 import av
 import av.container
 import av.video.stream
 
+from serve_app.errors import InvalidVideo
 from serve_app.video.packets import (
     PacketInfo,
     PacketParams,
+    active_spans,
     has_hidden_frame,
     nal_length_size,
     payload_size,
     static_flags,
 )
-from serve_app.video.probe import BadPackets, packets_from, stream_start_s
+from serve_app.video.probe import BadPackets, demux, open_video, packets_from, stream_start_s, video_stream
 
-__all__ = ["Shown", "guided_frames"]
+__all__ = ["Shown", "activity", "guided_frames"]
 
 # Packets read past the chunk's end: B-frames put frames shown before it after a later frame.
 _REORDER_PACKETS = 16
@@ -69,29 +73,22 @@ def guided_frames(
 
     None when the pass finds nothing to save: the caller decodes the chunk in full instead.
     """
-    time_base = stream.time_base
-    if time_base is None:
+    if stream.time_base is None:
         return None
     origin = stream_start_s(stream)
-    ctx = stream.codec_context
-    codec = ctx.codec.canonical_name  # the format, not the decoder (libdav1d decodes "av1")
-    length_size = nal_length_size(codec, ctx.extradata)
+    codec, length_size = _codec(stream)
     held: list[av.Packet] = []
     infos: list[PacketInfo] = []
     past_end = 0
     for packet in packets_from(container, stream, start_s, bad):
         if not packet.size:
             continue
-        if packet.pts is None:
+        info = _packet_info(packet, stream.time_base, codec, length_size, origin)
+        if info.pts_s is None:
             return None  # no presentation times: nothing to stand a picture in for
-        # The float arithmetic of `VideoFrame.time`: a reused picture's time ties with a decoded one's.
-        t = float(packet.pts) * time_base.numerator / time_base.denominator - origin
         held.append(packet)
-        data = bytes(packet)
-        infos.append(
-            PacketInfo(t, payload_size(codec, data, length_size), packet.is_keyframe, has_hidden_frame(codec, data))
-        )
-        past_end += t > end_s
+        infos.append(info)
+        past_end += info.pts_s > end_s
         if past_end > _REORDER_PACKETS:
             break
     if not held or not infos[0].key:
@@ -100,6 +97,42 @@ def guided_frames(
     if all(g.fed == len(g.packets) for g in groups):
         return None
     return _decode(stream, groups, before_decode, bad, origin)
+
+
+def activity(path: str | Path, params: PacketParams) -> list[tuple[float, float]] | None:
+    """The stretches of the whole video stream that may show a change (`packets.active_spans`, times from
+    the stream start): one demux pass, no decoding. None when nothing can be called static, or when the
+    stream cannot be read through (the planner then cuts chunks without it; decoding reports the damage)."""
+    try:
+        with open_video(path) as container:
+            stream = video_stream(container)
+            if stream.time_base is None:
+                return None
+            codec, length_size = _codec(stream)
+            origin = stream_start_s(stream)
+            time_base = stream.time_base
+            infos = [_packet_info(p, time_base, codec, length_size, origin) for p in demux(container, stream) if p.size]
+    except (av.FFmpegError, InvalidVideo):
+        return None
+    return active_spans(codec, infos, params)
+
+
+def _codec(stream: av.video.stream.VideoStream) -> tuple[str, int | None]:
+    """The stream's format (not its decoder: libdav1d decodes "av1") and its NAL length prefix size."""
+    ctx = stream.codec_context
+    codec = ctx.codec.canonical_name
+    return codec, nal_length_size(codec, ctx.extradata)
+
+
+def _packet_info(
+    packet: av.Packet, time_base: Fraction, codec: str, length_size: int | None, origin: float
+) -> PacketInfo:
+    pts = None
+    if packet.pts is not None:
+        # The float arithmetic of `VideoFrame.time`: a reused picture's time ties with a decoded one's.
+        pts = float(packet.pts) * time_base.numerator / time_base.denominator - origin
+    data = bytes(packet)
+    return PacketInfo(pts, payload_size(codec, data, length_size), packet.is_keyframe, has_hidden_frame(codec, data))
 
 
 def _plan(held: list[av.Packet], infos: list[PacketInfo], static: list[bool]) -> list[_Group]:

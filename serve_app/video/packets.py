@@ -35,6 +35,7 @@ display order (what the decoder following this pass relies on,
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from statistics import median
@@ -42,7 +43,11 @@ from statistics import median
 from serve_app.config import VideoSettings
 
 __all__ = [
+    "CATCH_UP_S",
+    "JOIN_S",
+    "WINDOW_S",
     "PacketInfo",
+    "active_spans",
     "PacketParams",
     "has_hidden_frame",
     "nal_length_size",
@@ -50,6 +55,15 @@ __all__ = [
     "payload_size",
     "static_flags",
 ]
+
+#: Possibly-changing packets closer than this (seconds) form one active stretch: on busy content (typing,
+#: scrolling) the list stays as short as the stretches, not one entry per frame.
+JOIN_S = 1.0
+#: The pass judges a stream in windows of this many seconds (a chunk's length: what the decoder judges).
+WINDOW_S = 20.0
+#: x264 refines a keyframe's picture over the next ~0.9 s (measured on idle 640x360 screens: packets 2-15x
+#: the idle cost in the first 0.3 s, 1.5x in the 0.5-0.9 s after): not a change.
+CATCH_UP_S = 1.0
 
 # Codecs whose idle inter frame codes a skip flag per macroblock (see `bitmap_spike_ratio`).
 _SKIP_BITMAP = frozenset({"mpeg4", "msmpeg4v3", "msmpeg4v2", "mpeg2video", "mpeg1video"})
@@ -85,21 +99,103 @@ class PacketInfo:
 def static_flags(codec: str, packets: Sequence[PacketInfo], params: PacketParams) -> list[bool]:
     """Per packet (decode order): True when its frame shows the same picture as the frame before it.
 
-    All False when the range is not quiet (see the module docstring) or has no keyframe to compare with.
+    A range longer than `WINDOW_S` (a chunk grown over static stretches) is judged in parts of about
+    `WINDOW_S`, each from a keyframe, as a chunk of the plain grid would be: one stray small packet then
+    sets the floor of its part only (one 29-byte packet among 53-byte idle ones made a whole 58 s chunk
+    "changing", decoded in full). All False for a part that is not quiet or has no keyframe.
     """
-    inter = [p.size for p in packets if not p.key and p.size > 0]
-    keys = [p.size for p in packets if p.key]
-    if not inter or not keys:
+    cuts = _window_cuts(packets)
+    return [flag for a, b in itertools.pairwise(cuts) for flag in _range_static_flags(codec, packets[a:b], params)]
+
+
+def _window_cuts(packets: Sequence[PacketInfo]) -> list[int]:
+    """Indices (decode order) where the parts of `static_flags` start, and the end: at the first keyframe
+    `WINDOW_S` or more after the part's start, unless less than half a window would remain."""
+    times = [p.pts_s for p in packets if p.pts_s is not None]
+    cuts = [0]
+    if times:
+        last, start = max(times), packets[0].pts_s if packets[0].pts_s is not None else min(times)
+        for i, p in enumerate(packets):
+            t = p.pts_s
+            if i and p.key and t is not None and t - start >= WINDOW_S and last - t >= WINDOW_S / 2:
+                cuts.append(i)
+                start = t
+    return [*cuts, len(packets)]
+
+
+def _range_static_flags(codec: str, packets: Sequence[PacketInfo], params: PacketParams) -> list[bool]:
+    limit = _static_limit(codec, packets, params)
+    if limit is None:
         return [False] * len(packets)
-    floor = min(inter)
-    if floor > params.quiet_fraction * median(keys):
-        return [False] * len(packets)
-    limit = (params.bitmap_spike_ratio if codec in _SKIP_BITMAP else params.spike_ratio) * floor
     flags, after_hidden = [], False
     for p in packets:
         after_hidden = (after_hidden and not p.key) or p.hidden
         flags.append(not p.key and not after_hidden and 0 < p.size <= limit)
     return flags
+
+
+def active_spans(codec: str, packets: Sequence[PacketInfo], params: PacketParams) -> list[tuple[float, float]] | None:
+    """[first, last] presentation times of the stretches that may show a change, in time order (packets
+    less than `JOIN_S` apart joined); None when nothing in the stream can be called static (camera
+    footage, a live region everywhere) or when packets lack times.
+
+    For planning, not decoding (the sampler still compares the pictures of every chunk; a chunk only
+    grows over stretches this finds nothing in, `serve_app.video.chunking`), so it errs towards "active":
+    - judged window by window (`WINDOW_S` of presentation time): an encoder's idle cost moves with the
+      picture it holds, so one floor for a whole file calls later idle stretches changing;
+    - a window's idle cost is its median inter payload, not its smallest (x264's idle B-frames code
+      ~35 bytes, its idle P-frames ~55: the smallest makes every P-frame a change), and the window is
+      quiet only when that median is under `quiet_fraction` of its keyframes (typing or a live tile
+      everywhere: the whole window is active);
+    - keyframes do not count, nor the packets in the `CATCH_UP_S` after one (the encoder refining the
+      keyframe's picture): a periodic keyframe on a static screen changes nothing;
+    - after a hidden frame (VP8/VP9 alt-ref, AV1) up to the next keyframe everything is active.
+    """
+    if not packets or any(p.pts_s is None for p in packets):
+        return None
+    windows: dict[int, list[PacketInfo]] = {}
+    for p in packets:
+        windows.setdefault(int((p.pts_s or 0.0) // WINDOW_S), []).append(p)
+    times: list[float] = []
+    quiet = False
+    for window in windows.values():
+        inter = [p.size for p in window if not p.key and p.size > 0]
+        keys = [p.size for p in window if p.key]
+        idle = median(inter) if inter else 0.0
+        if not inter or not keys or idle > params.quiet_fraction * median(keys):
+            times.extend(p.pts_s or 0.0 for p in window)
+            continue
+        quiet = True
+        limit = (params.bitmap_spike_ratio if codec in _SKIP_BITMAP else params.spike_ratio) * idle
+        key_s, after_hidden = float("-inf"), False
+        for p in window:  # decode order: a hidden frame precedes the packets that show it
+            t = p.pts_s or 0.0
+            after_hidden = (after_hidden and not p.key) or p.hidden
+            if p.key:
+                key_s = t
+            elif (after_hidden or p.size > limit) and t - key_s > CATCH_UP_S:
+                times.append(t)
+    if not quiet:
+        return None
+    spans: list[tuple[float, float]] = []
+    for t in sorted(times):
+        if spans and t - spans[-1][1] < JOIN_S:
+            spans[-1] = (spans[-1][0], t)
+        else:
+            spans.append((t, t))
+    return spans
+
+
+def _static_limit(codec: str, packets: Sequence[PacketInfo], params: PacketParams) -> float | None:
+    """The largest static inter payload of the range; None when it is not quiet or has no keyframe."""
+    inter = [p.size for p in packets if not p.key and p.size > 0]
+    keys = [p.size for p in packets if p.key]
+    if not inter or not keys:
+        return None
+    floor = min(inter)
+    if floor > params.quiet_fraction * median(keys):
+        return None
+    return (params.bitmap_spike_ratio if codec in _SKIP_BITMAP else params.spike_ratio) * floor
 
 
 def has_hidden_frame(codec: str, data: bytes) -> bool:

@@ -17,8 +17,10 @@ tiles:
 - while the page is scrolling (the next candidate is this one shifted up or
   down) nothing is kept; the candidate where it comes to rest is;
 - with nothing new for `floor_s` seconds a candidate is kept anyway (unless
-  a change follows within the next two candidates), so no stretch is silent
-  for long;
+  a change follows within the next two candidates, or not one tile changed
+  since the last kept frame), so a clock or a progress bar too small to count
+  as a change is still shown now and then, while a static screen is sent once
+  however long the chunk;
 - every keep travels as a pair with the candidate after it (the chunk's last
   candidate with itself): Qwen3-VL fuses frames two by two into one temporal
   patch stamped with the pair's mean time, so a pair must never join frames
@@ -98,6 +100,11 @@ class ChangeDetector:
         diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
         means = diff[: rows * TILE, : cols * TILE].reshape(rows, TILE, cols, TILE).mean(axis=(1, 3))
         return means > self.params.tile_threshold
+
+    def same_picture(self, a: np.ndarray, b: np.ndarray) -> bool:
+        """Not one tile changed: codec noise at most (a periodic keyframe's re-encode moves tiles by up
+        to ~4 grey levels on idle screens), unlike a clock or a progress bar, which change a few tiles."""
+        return not self.changed_tiles(a, b).any()
 
     def score(self, changed: np.ndarray, live: np.ndarray) -> float:
         """Fraction of tiles that changed (live tiles ignored); 0 when the change does not count."""
@@ -265,8 +272,10 @@ class AdaptiveSampler(Generic[FrameT]):
             score = 0.0
         if score > 0:
             self._keep(candidate, partner, score, live)
-        elif candidate.time_s - self._last_keep_s >= self.params.floor_s - 1e-6 and not self._change_ahead(
-            after, ignore
+        elif (
+            candidate.time_s - self._last_keep_s >= self.params.floor_s - 1e-6
+            and not self._change_ahead(after, ignore)
+            and not self.detector.same_picture(self._last_kept.thumb, candidate.thumb)
         ):
             self._keep(candidate, partner, 0.0, live)
 

@@ -40,6 +40,7 @@ def plans(path: Path, chunk_s: float = 20, overlap_s: float = 1, fps: float = 2)
         sampling="uniform",
         floor_s=LIMITS.floor_s,
         change_threshold=LIMITS.change_threshold,
+        static_chunk_s=0.0,
     )
     return plan_chunks(probe(path, LIMITS), opts, LIMITS)
 

@@ -42,6 +42,7 @@ def options(chunk_s: float = 20.0, overlap_s: float = 1.0, fps: float = 1.0, tok
         sampling="uniform",
         floor_s=video.floor_s,
         change_threshold=video.change_threshold,
+        static_chunk_s=0.0,
     )
 
 
@@ -134,7 +135,14 @@ def test_screen_text_stays_legible_unless_the_budget_forces_less() -> None:
 
 def test_adaptive_plan_uses_the_largest_frames_and_a_budget_ceiling() -> None:
     opts = ChunkingOptions(
-        chunk_s=20, overlap_s=1, fps=2, token_budget=12_288, sampling="adaptive", floor_s=7, change_threshold=12
+        chunk_s=20,
+        overlap_s=1,
+        fps=2,
+        token_budget=12_288,
+        sampling="adaptive",
+        floor_s=7,
+        change_threshold=12,
+        static_chunk_s=0.0,
     )
     plans = plan_chunks(info(60), opts, LIMITS)
     assert [(p.start_s, p.end_s) for p in plans] == [(0, 20), (19, 39), (38, 58), (57, 60)]
@@ -241,3 +249,29 @@ def test_chunking_options_fill_request_gaps_with_server_defaults() -> None:
     uniform = chunking_options(AnalyzeOptions(sampling="uniform", overlap_s=0, chunk_s=8), video)
     assert (uniform.chunk_s, uniform.overlap_s, uniform.fps, uniform.sampling) == (8, 0, 1, "uniform")
     assert chunking_options(AnalyzeOptions(fps=0.5), video).fps == 0.5
+
+
+def grown(active: list[tuple[float, float]] | None, static_chunk_s: float = 120.0, sampling: str = "adaptive"):
+    opts = options(fps=2).model_copy(update={"sampling": sampling, "static_chunk_s": static_chunk_s})
+    return plan_chunks(info(200), opts, LIMITS, active)
+
+
+def test_chunks_grow_over_static_stretches_and_end_before_changes() -> None:
+    # Changes at 50 and 150 s: the grid (step 19) is 0, 19, 38, ..., 190.
+    plans = grown([(50.0, 51.0), (150.0, 150.4)])
+    assert [(p.start_s, p.end_s) for p in plans] == [(0, 39), (38, 134), (133, 200)]
+    # Each change lies inside a chunk that opens on the grid point before it, overlaps and cores as ever.
+    assert [(p.core_start_s, p.core_end_s) for p in plans] == [(0, 38.5), (38.5, 133.5), (133.5, 200)]
+    assert all(p.max_frames == plans[0].max_frames for p in plans)  # one frame size, one ceiling
+    # Bounded: no chunk grows past static_chunk_s; a stretch longer than that takes several.
+    assert [(p.start_s, p.end_s) for p in grown([], static_chunk_s=60)] == [(0, 58), (57, 115), (114, 172), (171, 200)]
+
+
+def test_no_growth_without_a_static_stretch_known_or_for_uniform_sampling() -> None:
+    grid = [(p.start_s, p.end_s) for p in grown(None)]
+    assert grid[:3] == [(0, 20), (19, 39), (38, 58)] and len(grid) == 11
+    assert [(p.start_s, p.end_s) for p in grown([], sampling="uniform")] == grid
+    assert [(p.start_s, p.end_s) for p in grown([], static_chunk_s=0)] == grid
+    # Changes everywhere: the plain grid.
+    busy = [(t, t + 0.5) for t in range(0, 200, 3)]
+    assert [(p.start_s, p.end_s) for p in grown(busy)] == grid

@@ -39,6 +39,7 @@ def plans_for(
         sampling=sampling,
         floor_s=LIMITS.floor_s,
         change_threshold=LIMITS.change_threshold,
+        static_chunk_s=0.0,
     )
     return plan_chunks(probe(path, limits), opts, limits)
 

@@ -16,10 +16,11 @@ import pytest
 
 from serve_app.config import VideoSettings
 from serve_app.devtools.idle_screen import write_idle_screen
-from serve_app.devtools.synthetic import read_counter
-from serve_app.schemas import ChunkingOptions, ChunkPlan
-from serve_app.video.chunking import plan_chunks
+from serve_app.devtools.synthetic import ScreenEvent, read_counter
+from serve_app.schemas import AnalyzeOptions, ChunkingOptions, ChunkPlan
+from serve_app.video.chunking import chunking_options, plan_chunks, plan_file
 from serve_app.video.decode import decode_chunk
+from serve_app.video.guided import activity
 from serve_app.video.packets import (
     PacketInfo,
     has_hidden_frame,
@@ -87,6 +88,7 @@ def _plans(path: Path, fps: float, chunk_s: float = 20.0) -> list[ChunkPlan]:
         sampling="adaptive",
         floor_s=LIMITS.floor_s,
         change_threshold=LIMITS.change_threshold,
+        static_chunk_s=0.0,
     )
     return plan_chunks(probe(path, LIMITS), opts, LIMITS)
 
@@ -212,3 +214,45 @@ def test_real_recordings(name: str) -> None:
         assert diff.max() < 1.0, (plan.index, diff.max())
         if name == "vtest.avi":
             assert guided.stats.frames_decoded == full.stats.frames_decoded
+
+
+def test_chunks_sized_by_content_keep_every_change_and_true_times(tmp_path: Path) -> None:
+    """An idle screen with three changes (slides at 0 and 40 s, a dialog open 70-72 s): the packet pass
+    finds exactly the changes, chunks grow over the stretches between them and end at the grid point
+    before each, and the grown chunks keep what full decoding of them keeps: every change, each frame
+    the picture on screen at its reported time, fewer frames than the plain grid in all."""
+    events = [ScreenEvent("slide", 0.0, 0.0, 40.0), ScreenEvent("slide", 40.0, 40.0, 90.0)]
+    events.append(ScreenEvent("dialog", 70.0, 70.0, 72.0))
+    path = tmp_path / "idle-90s.mp4"
+    encoder, _, options = ENCODERS["h264"]
+    ids = write_idle_screen(
+        path, duration_s=90, fps=FPS, width=W, height=H, events=events, code=True, codec=encoder, options=options
+    )
+    spans = activity(path, PARAMS)
+    assert spans is not None
+    # Each active stretch is a change: the cursor glides 0.4 s before it, x264 refines the new picture for
+    # up to ~1.5 s after it (measured 39.6-41.5 s for the slide), the dialog closes at 72 s.
+    assert all(any(t - 0.5 <= a and b <= t + 2.0 for t in (40.0, 70.0, 72.0)) for a, b in spans), spans
+    assert all(any(a <= t + 0.5 and b >= t - 0.5 for a, b in spans) for t in (40.0, 70.0, 72.0)), spans
+
+    chunking = chunking_options(AnalyzeOptions(), LIMITS)
+    info, plans = plan_file(path, chunking, LIMITS)
+    assert [(p.start_s, p.end_s) for p in plans] == [(0, 39), (38, 58), (57, 90)]
+    grid = plan_chunks(info, chunking.model_copy(update={"static_chunk_s": 0.0}), LIMITS)
+    assert len(grid) == 5
+
+    def kept(chunks: list[ChunkPlan], packets: object) -> list[float]:
+        times: list[float] = []
+        for plan in chunks:
+            chunk = decode_chunk(path, plan, threads=1, packets=packets)
+            for frame, t in zip(chunk.frames, chunk.frame_times_s, strict=True):
+                assert plan.start_s <= t <= plan.end_s, (plan.index, t)
+                assert read_counter(frame, plan.width, plan.height) == ids[round(t * FPS)] % 2**16, (plan.index, t)
+            times += chunk.frame_times_s
+        return times
+
+    guided = kept(plans, PARAMS)
+    assert guided == kept(plans, None), "guided decoding of grown chunks keeps what full decoding keeps"
+    for event in events:
+        assert any(event.shown_s <= t < event.end_s for t in guided), (event, guided)
+    assert len(guided) < len(kept(grid, PARAMS)), "fewer frames than the plain grid"

@@ -145,3 +145,23 @@ def test_scroll_detection_on_shifted_pages() -> None:
 def test_ceiling_must_be_even() -> None:
     with pytest.raises(ValueError):
         AdaptiveSampler(PARAMS, 3, lambda f: np.zeros(1))
+
+
+def test_the_floor_does_not_resend_an_unchanged_screen_but_shows_a_small_change() -> None:
+    """A static screen costs one pair however long the chunk (codec noise is not a change); a clock too
+    small to count as a change (one tile) is still shown every `floor_s`."""
+    page = gray_thumb(ScreenRenderer(WIDTH, HEIGHT, [slide(0, 60)], seed=3, webcam=False).page(0)[:HEIGHT])
+    rng = np.random.default_rng(0)
+
+    def kept(clock: bool) -> list[float]:
+        sampler: AdaptiveSampler[float] = AdaptiveSampler(PARAMS, 200, lambda t: np.zeros(1))
+        for i in range(120):
+            t = (i + 0.5) / BASE_FPS
+            thumb = np.clip(page.astype(np.int16) + rng.integers(-3, 4, page.shape), 0, 255).astype(np.uint8)
+            if clock:
+                thumb[:8, :8] = 40 * (int(t) % 4)  # one tile ticking each second
+            sampler.add(t, t, thumb)
+        return sampler.finish().times_s[::2]
+
+    assert kept(clock=False) == [0.25]
+    assert kept(clock=True) == pytest.approx([0.25, 10.25, 20.25, 30.25, 40.25, 50.25])
