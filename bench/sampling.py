@@ -7,19 +7,23 @@ Inputs (bench/sampling_splits.py):
   pages changing at irregular intervals, a quarter of them held under 2 s,
   dialogs, scrolls, a moving cursor, a noisy webcam tile; 1280x720 at
   15 fps, seeds 11-13) — the set the sampler's thresholds were chosen on;
+- held-out idle screens (`IDLE_HELD_OUT`), never tuned on: the cursor rests between changes, as in
+  a talk over slides (x264 defaults), one with a live webcam tile;
 - held-out split, never tuned on: generated screen shares with other seeds,
   resolutions, frame rates, layouts, change durations and capture noise, and
   every real clip in ../shared/media. The real clips have no ground truth:
   their reference changes come from frame-to-frame pixel differences
   (`pixel_change_events`), derived once per clip and scored the same way for
   every strategy (approximate).
-Every strategy decodes the same chunks (the service's 20 s / 1 s overlap) and
+Every strategy decodes the service's 20 s / 1 s overlap grid (adaptive: grown where static) and
 its tokens are counted at the same frame size (Qwen3-VL's arithmetic, what
 the model would be sent):
 - uniform 1 fps and 2 fps (budget lifted so neither is capped);
-- adaptive with the defaults (budget ceiling, floor, change threshold), decoded as the service decodes
-  (guided by the packets, `video.packet_guided`), and the same with every frame decoded (full
-  decoding): same recall is the guided decoder's promise; on the tuning split only, a sweep of the floor;
+- adaptive with the defaults (budget ceiling, floor, change threshold), planned as the service plans
+  (chunks grown over static stretches up to `video.static_chunk_s`) and decoded as it decodes (guided
+  by the packets, `video.packet_guided`); the same plan with every frame decoded (full decoding): same
+  recall is the guided decoder's promise; the same on the plain 20 s grid (what sizing chunks by
+  content saves); on the tuning split only, a sweep of the floor;
 - chunk starts + floor only: adaptive with a change threshold no tile can
   reach, i.e. what no detector at all keeps;
 - PySceneDetect's ContentDetector and HashDetector fed the same 2 fps
@@ -33,8 +37,9 @@ The held-out screen recordings (generated + display-dual-monitors.webm, not the 
 pooled apart, with the projected visual tokens per hour of 1080p30 screen recording (the held-out 1080p30
 clip's rate) and the frames decoded per minute, guided and full.
 Last line: `token_reduction_vs_uniform_1fps=<x> recall=<r> heldout_token_reduction=<x> heldout_recall=<r>
-heldout_screen_token_reduction=<x> heldout_screen_recall=<r> guided_recall_equals_full=<bool>`
-(adaptive defaults; tuning split, held-out generated + real pooled, held-out screen recordings).
+heldout_screen_token_reduction=<x> heldout_screen_recall=<r> heldout_idle_token_reduction=<x>
+heldout_idle_recall=<r> guided_recall_equals_full=<bool>` (adaptive defaults; tuning split, held-out generated +
+idle + real pooled, held-out screen recordings, held-out idle screens).
 """
 
 from __future__ import annotations
@@ -50,12 +55,13 @@ from pathlib import Path
 import av
 import numpy as np
 from common import SHARED_MEDIA, hardware
-from sampling_splits import HELD_OUT, tuning
+from sampling_splits import HELD_OUT, IDLE_HELD_OUT, tuning
 
 from serve_app.config import VideoSettings
 from serve_app.devtools.synthetic import ScreenEvent
 from serve_app.schemas import ChunkingOptions, ChunkPlan, VideoInfo
 from serve_app.video import decode_chunk, plan_chunks, probe, visual_tokens
+from serve_app.video.guided import activity
 from serve_app.video.packets import PacketParams, packet_params
 
 # Real clips: every video in ../shared/media (held out; none has ground-truth change times).
@@ -65,7 +71,8 @@ REAL_SUFFIXES = {".webm", ".avi", ".mp4", ".mkv", ".mov"}
 NO_DETECTOR = 1e9
 # The held-out real clips that are screen recordings (the others are camera footage and a film).
 SCREEN_RECORDINGS = {"display-dual-monitors.webm"}
-GUIDED, FULL = "adaptive (defaults)", "adaptive, full decoding"
+IDLE = "held-out idle screens"
+GUIDED, FULL, GRID = "adaptive (defaults)", "adaptive, full decoding", "adaptive, 20 s grid (static_chunk_s 0)"
 HD30 = (1920, 1080, 30)
 # Candidates for the PySceneDetect runs are decoded this small (the detectors downscale anyway).
 DETECTOR_SIZE = (320, 192)
@@ -79,6 +86,7 @@ class Outcome:
     tokens: int
     seconds: float
     decoded: int = 0  # frames the decoder produced
+    chunks: int = 0  # model calls, each with its answer (output tokens follow the count)
 
 
 def uniform(path: Path, info: VideoInfo, fps: float, settings: VideoSettings) -> Outcome:
@@ -95,7 +103,11 @@ def uniform(path: Path, info: VideoInfo, fps: float, settings: VideoSettings) ->
     return run(path, plan_chunks(info, options, settings))
 
 
-def adaptive(path: Path, info: VideoInfo, settings: VideoSettings, guided: bool = True, **overrides: float) -> Outcome:
+def adaptive(
+    path: Path, info: VideoInfo, settings: VideoSettings, guided: bool = True, grow: bool = True, **overrides: float
+) -> Outcome:
+    """The service's plan (chunks grown over static stretches, `plan_file`'s rule) unless `grow` is off
+    (the plain 20 s grid); decoded guided by the packets, or in full."""
     options = ChunkingOptions(
         chunk_s=settings.chunk_s,
         overlap_s=settings.overlap_s,
@@ -104,9 +116,11 @@ def adaptive(path: Path, info: VideoInfo, settings: VideoSettings, guided: bool 
         sampling="adaptive",
         floor_s=overrides.get("floor_s", settings.floor_s),
         change_threshold=overrides.get("change_threshold", settings.change_threshold),
-        static_chunk_s=0.0,
+        static_chunk_s=settings.static_chunk_s if grow else 0.0,
     )
-    return run(path, plan_chunks(info, options, settings), packet_params(settings) if guided else None)
+    params = packet_params(settings)
+    active = activity(path, params) if grow and params is not None else None
+    return run(path, plan_chunks(info, options, settings, active), params if guided else None)
 
 
 def run(path: Path, plans: list[ChunkPlan], packets: PacketParams | None = None) -> Outcome:
@@ -118,7 +132,9 @@ def run(path: Path, plans: list[ChunkPlan], packets: PacketParams | None = None)
         times += chunk.frame_times_s
         tokens += chunk.stats.visual_tokens
         decoded += chunk.stats.frames_decoded
-    return Outcome(times=times, tokens=tokens, seconds=time.perf_counter() - started, decoded=decoded)
+    return Outcome(
+        times=times, tokens=tokens, seconds=time.perf_counter() - started, decoded=decoded, chunks=len(plans)
+    )
 
 
 def scenedetect_run(
@@ -231,6 +247,7 @@ class Tally:
     # Over the changes the chunk-start and floor pairs alone do not cover.
     detector_covered: int = 0
     detector_total: int = 0
+    chunks: int = 0
 
     def add(self, other: Tally) -> None:
         for name in vars(self):
@@ -249,6 +266,7 @@ def print_split(name: str, tallies: dict[str, Tally]) -> None:
             f"   {strategy:<30s} {t.tokens / t.minutes:8.0f} tokens/min  x{base.tokens / t.tokens:5.2f} fewer than "
             f"uniform 1 fps | recall {fraction(t.covered, t.total)} "
             f"| detector recall {fraction(t.detector_covered, t.detector_total)}"
+            + (f" | {t.chunks / t.minutes:.2f} chunks/min" if t.chunks else "")
         )
     adaptive = tallies[GUIDED]
     full = tallies.get(FULL)
@@ -289,6 +307,7 @@ def main() -> int:
 
     videos = [Video(clip.path(), clip.events(), "tuning") for clip in tuning(args.duration)]
     videos += [Video(clip.path(), clip.events(), "held-out generated") for clip in HELD_OUT]
+    videos += [Video(clip.path(), clip.events(), IDLE) for clip in IDLE_HELD_OUT]
     real = sorted(p for p in SHARED_MEDIA.glob("*") if p.suffix.lower() in REAL_SUFFIXES)
     if not real:
         print(f"(no real clips found in {SHARED_MEDIA})")
@@ -299,6 +318,7 @@ def main() -> int:
         "uniform 2 fps": lambda p, i: uniform(p, i, 2.0, settings),
         GUIDED: lambda p, i: adaptive(p, i, settings),
         FULL: lambda p, i: adaptive(p, i, settings, guided=False),
+        GRID: lambda p, i: adaptive(p, i, settings, grow=False),
     }
     # The floor sweep explains the tuning split's default; it is not run on held-out clips.
     sweep: dict[str, Callable[[Path, VideoInfo], Outcome]] = {
@@ -315,7 +335,7 @@ def main() -> int:
     floor_only = "chunk starts + floor only"
     totals: dict[str, dict[str, Tally]] = {}  # split -> strategy -> sums
     screens: dict[str, Tally] = {}  # held-out screen recordings (generated + real), strategy -> sums
-    per_hour_1080p30: float | None = None
+    per_hour_1080p30: dict[str, float] = {}  # held-out 1080p30 clip -> its guided visual tokens per hour
     for video in videos:
         path = video.path
         info = probe(path, settings)
@@ -367,37 +387,48 @@ def main() -> int:
                 f"| detector {detector_covered}/{detector_total} "
                 f"| {outcome.seconds:5.1f} s{'  missed: ' + ', '.join(missed[:6]) if missed else ''}"
             )
-            tally = Tally(outcome.tokens, minutes, outcome.decoded, covered, total, detector_covered, detector_total)
+            tally = Tally(
+                outcome.tokens,
+                minutes,
+                outcome.decoded,
+                covered,
+                total,
+                detector_covered,
+                detector_total,
+                outcome.chunks,
+            )
             totals.setdefault(video.split, {}).setdefault(name, Tally()).add(tally)
-            if video.split == "held-out generated" or path.name in SCREEN_RECORDINGS:
+            if video.split in ("held-out generated", IDLE) or path.name in SCREEN_RECORDINGS:
                 screens.setdefault(name, Tally()).add(tally)
             if name == GUIDED and video.split != "tuning" and (info.width, info.height, round(info.fps)) == HD30:
-                per_hour_1080p30 = outcome.tokens / minutes * 60
+                per_hour_1080p30[path.name] = outcome.tokens / minutes * 60
 
     held_out: dict[str, Tally] = {}
-    for split in ("held-out generated", "held-out real"):
+    for split in ("held-out generated", IDLE, "held-out real"):
         for name, tally in totals.get(split, {}).items():
             held_out.setdefault(name, Tally()).add(tally)
     print_split("tuning split (3 x generated, the thresholds were chosen on these)", totals["tuning"])
-    for split in ("held-out generated", "held-out real"):
+    for split in ("held-out generated", IDLE, "held-out real"):
         if split in totals:
             print_split(f"{split} (never tuned on)", totals[split])
-    print_split("held-out, all (generated + real)", held_out)
-    print_split("held-out screen recordings (generated + display-dual-monitors.webm)", screens)
-    if per_hour_1080p30 is not None:
-        print(
-            f"projected visual tokens per hour of 1080p30 screen recording (guided, defaults): {per_hour_1080p30:,.0f}"
-        )
+    print_split("held-out, all (generated + idle + real)", held_out)
+    print_split("held-out screen recordings (generated + idle + display-dual-monitors.webm)", screens)
+    for clip, per_hour in per_hour_1080p30.items():
+        print(f"projected visual tokens per hour of 1080p30 screen recording like {clip} (guided): {per_hour:,.0f}")
     tuned, tuned_base = totals["tuning"][GUIDED], totals["tuning"]["uniform 1 fps"]
     held, held_base = held_out[GUIDED], held_out["uniform 1 fps"]
     screen, screen_base = screens[GUIDED], screens["uniform 1 fps"]
+    idle, idle_base = totals[IDLE][GUIDED], totals[IDLE]["uniform 1 fps"]
     same = all(split[GUIDED].covered == split[FULL].covered for split in (*totals.values(), held_out, screens))
     print(
         f"token_reduction_vs_uniform_1fps={tuned_base.tokens / tuned.tokens:.2f} "
         f"recall={tuned.covered / tuned.total:.3f} "
         f"heldout_token_reduction={held_base.tokens / held.tokens:.2f} heldout_recall={held.covered / held.total:.3f} "
         f"heldout_screen_token_reduction={screen_base.tokens / screen.tokens:.2f} "
-        f"heldout_screen_recall={screen.covered / screen.total:.3f} guided_recall_equals_full={same}"
+        f"heldout_screen_recall={screen.covered / screen.total:.3f} "
+        f"heldout_idle_token_reduction={idle_base.tokens / idle.tokens:.2f} "
+        f"heldout_idle_recall={idle.covered / idle.total:.3f} "
+        f"guided_recall_equals_full={same}"
     )
     return 0
 

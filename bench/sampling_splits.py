@@ -16,6 +16,7 @@ from pathlib import Path
 
 from common import cached
 
+from serve_app.devtools.idle_screen import write_idle_screen
 from serve_app.devtools.synthetic import (
     ChangeDurations,
     ScreenEvent,
@@ -134,4 +135,55 @@ HELD_OUT: tuple[GeneratedClip, ...] = (
         ),
         tag="heldout",
     ),
+)
+
+
+@dataclass(frozen=True)
+class IdleClip:
+    """A generated screen share whose cursor rests between changes (`write_idle_screen`, x264 defaults:
+    scene-cut on), as a presenter talking over a slide: the content the compressed-domain pass and
+    content-sized chunks are for. Same interface as `GeneratedClip`."""
+
+    seed: int
+    width: int
+    height: int
+    fps: float
+    duration_s: float
+    webcam: bool = False
+    durations: ChangeDurations = field(default_factory=ChangeDurations)
+
+    @property
+    def name(self) -> str:
+        cam = "-webcam" if self.webcam else ""
+        return f"idle-screen-{self.width}x{self.height}-{self.fps:g}fps-{self.duration_s:g}s-seed{self.seed}{cam}.mp4"
+
+    def events(self) -> list[ScreenEvent]:
+        return screen_share_events(self.duration_s, seed=self.seed, fps=self.fps, durations=self.durations)
+
+    def path(self) -> Path:
+        return cached(
+            self.name,
+            lambda p: write_idle_screen(
+                p,
+                duration_s=self.duration_s,
+                fps=self.fps,
+                width=self.width,
+                height=self.height,
+                seed=self.seed,
+                events=self.events(),
+                webcam=self.webcam,
+                options={"threads": "2"},
+            ),
+        )
+
+
+#: Never tuned on (defined 2026-12-03 before their first run; the pass's constants were measured on a
+#: 640x360 clip with hand-placed changes and on tests/video/test_packets.py's clips). Idle screens of a
+#: talk (long holds) and of a meeting with a live webcam tile (the pass then finds nothing static).
+IDLE_HELD_OUT: tuple[IdleClip, ...] = (
+    IdleClip(
+        seed=404, width=1280, height=720, fps=30.0, duration_s=300.0, durations=ChangeDurations(hold_s=(20.0, 90.0))
+    ),
+    IdleClip(seed=505, width=1920, height=1080, fps=30.0, duration_s=120.0),
+    IdleClip(seed=606, width=1280, height=720, fps=25.0, duration_s=120.0, webcam=True),
 )
