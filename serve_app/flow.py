@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import itertools
 import logging
 import random
@@ -41,6 +40,7 @@ from serve_app.analysis.aggregate import assemble
 from serve_app.config import FlowSettings, JobSettings
 from serve_app.errors import EngineUnavailable, TooLongForSync
 from serve_app.fair_share import FairShare
+from serve_app.memory import collect_cycles
 from serve_app.observability.metrics import record_chunk, record_video
 from serve_app.schemas import (
     AnalyzeOptions,
@@ -78,35 +78,6 @@ def is_transient(exc: BaseException) -> bool:
         return True
     # Errors raised inside a replica arrive wrapped; look at the cause.
     return isinstance(exc, RayTaskError) and isinstance(getattr(exc, "cause", None), TRANSIENT)
-
-
-#: Serve 2.60 leaves requests it routed in reference cycles: a routing task it cancels (another task found
-#: the request a replica) keeps its PendingRequest, resolved args included, through its CancelledError's
-#: traceback (ray/serve/_private/request_router/request_router.py, `_fulfill_pending_requests`). A VLM
-#: call's args hold the chunk's frames, so their plasma object (26 MiB at 640x352) lived until CPython's
-#: next full collection, which a replica with ~200k long-lived objects makes rarely: a 16-chunk job left
-#: the frames of all 16 chunks in the store after it. `collect_cycles` frees them chunk by chunk.
-GC_EVERY_S = 1.0
-_gc = {"frozen": False, "last": 0.0}
-
-
-def freeze_startup() -> None:
-    """Called at the end of a replica's `__init__` (the ingress, the job runner): collect, then move every
-    object alive (modules, classes, settings: ~200k after importing Ray and Serve) out of the collector's
-    generations for good (`gc.freeze`), so that a full collection walks only what the replica made since:
-    ~1 ms instead of ~150 ms. Turns `collect_cycles` on in this process."""
-    gc.collect()
-    gc.freeze()
-    _gc["frozen"] = True
-
-
-def collect_cycles(force: bool = False) -> None:
-    """A full collection, at most every GC_EVERY_S (always with `force`), in processes that called
-    `freeze_startup`; elsewhere (bulk workers, tests) a no-op, as a full walk there costs ~150 ms."""
-    now = time.monotonic()
-    if _gc["frozen"] and (force or now - _gc["last"] >= GC_EVERY_S):
-        _gc["last"] = now
-        gc.collect()
 
 
 def backoff_delays(policy: FlowSettings, rng: random.Random) -> Iterator[float]:

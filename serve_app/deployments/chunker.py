@@ -17,6 +17,7 @@ from ray import serve
 
 from serve_app.config import VideoSettings
 from serve_app.errors import ReelserveError, StoreNotShared
+from serve_app.memory import IdleTrim
 from serve_app.observability.logs import route_to_serve
 from serve_app.schemas import AnalyzeOptions, ChunkPlan, VideoInfo
 from serve_app.store.jobs import JobStore, ThumbnailTarget
@@ -47,6 +48,7 @@ class Chunker:
         # `stats`: decode threads started and running; shows whether work goes on for a request that is gone.
         self.decodes_started = self.decodes_running = 0
         self.counting = threading.Lock()
+        self.trim = IdleTrim(lambda: self.decodes_running == 0)  # the frames' heap, once idle
 
     async def plan(self, media: str, options: AnalyzeOptions) -> tuple[VideoInfo, list[ChunkPlan]]:
         return await asyncio.to_thread(
@@ -86,6 +88,8 @@ class Chunker:
         except ReelserveError as exc:
             logger.warning("chunk %d of %s failed to decode: %s", plan.index, media, exc.detail)
             return DecodeFailure(plan=plan, error=exc.detail)
+        finally:
+            self.trim.touch()
 
     def stats(self) -> dict[str, int]:
         """This replica's decodes: started since it started, and running now (a cancelled call's thread

@@ -29,7 +29,6 @@ from serve_app.flow import (
     Speech,
     cancel_on_exit,
     check_sync_limit,
-    freeze_startup,
     graph_chunk_call,
     infer_chunks,
     plan_video,
@@ -44,6 +43,7 @@ from serve_app.http.intake import ANALYZE_BODY, Intake, receive_video
 from serve_app.http.openai_errors import OpenAIErrors
 from serve_app.http.problems import PROBLEM_RESPONSES, install_problem_handlers
 from serve_app.http.upload import read_limited
+from serve_app.memory import freeze_startup
 from serve_app.observability.logs import route_to_serve
 from serve_app.observability.metrics import record_video
 from serve_app.schemas import Job, JobList, SearchResults, VideoAnalysis
@@ -126,7 +126,7 @@ class Ingress:
         self.sync_share = FairShare(settings.flow.sync_chunks_in_flight)  # every /v1/analyze of this replica
         self.media_cache = MediaCache(settings.serve.media_cache_dir, settings.serve.media_cache_bytes)
         self.media_tokens = job_files.media_tokens(self.api_keys, settings.security)
-        freeze_startup()  # cheap collections of what Serve leaves in cycles (serve_app.flow.GC_EVERY_S)
+        freeze_startup()  # cheap collections of what Serve leaves in cycles (serve_app.memory.GC_EVERY_S)
 
     async def _check_schema(self, schema: dict[str, Any]) -> None:
         await self.vlm.check_schema.remote(schema)

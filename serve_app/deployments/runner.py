@@ -27,11 +27,11 @@ from serve_app.config import FlowSettings, JobSettings
 from serve_app.flow import (
     Speech,
     cancel_on_exit,
-    freeze_startup,
     graph_chunk_call,
     infer_chunks,
     start_transcript,
 )
+from serve_app.memory import freeze_startup
 from serve_app.observability.logs import route_to_serve, use_request_id
 from serve_app.observability.metrics import record_video, set_jobs
 from serve_app.schemas import ChunkPlan, ChunkResult, Job, JobProgress
@@ -107,7 +107,7 @@ class JobRunner:
         self.indexed = False  # the active index is rebuilt once, on the first scheduling pass
         self.wakeup = asyncio.Event()
         self.loop_task = asyncio.create_task(self._schedule_forever())
-        freeze_startup()  # cheap collections of what Serve leaves in cycles (serve_app.flow.GC_EVERY_S)
+        freeze_startup()  # cheap collections of what Serve leaves in cycles (serve_app.memory.GC_EVERY_S)
 
     # -- called by the ingress -------------------------------------------------
     def wake(self) -> None:

@@ -7,8 +7,9 @@ dead engine makes Serve replace the replica.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from ray import serve
@@ -17,6 +18,7 @@ from serve_app.chat.answer import ChatPrompt
 from serve_app.config import ModelSettings
 from serve_app.deployments.chunker import DecodeFailure
 from serve_app.engine import ChatDelta, create_engine
+from serve_app.memory import IdleTrim
 from serve_app.observability.logs import route_to_serve
 from serve_app.schemas import ChunkResult, ChunkTask, Summary, TimelineEntry, TranscriptSegment
 from serve_app.video import SampledChunk
@@ -29,14 +31,26 @@ class VLM:
     async def __init__(self, model: ModelSettings, token_budget: int) -> None:
         route_to_serve()
         self.engine = create_engine(model, token_budget)
+        self.running = 0  # engine calls in progress
+        self.trim = IdleTrim(lambda: self.running == 0)  # the processor's tensors' heap, once idle
         await self.engine.start()
+
+    @contextlib.contextmanager
+    def _work(self) -> Iterator[None]:
+        self.running += 1
+        try:
+            yield
+        finally:
+            self.running -= 1
+            self.trim.touch()
 
     async def analyze_chunk(
         self, chunk: SampledChunk | DecodeFailure, task: ChunkTask, speech: list[TranscriptSegment] | None = None
     ) -> ChunkResult:
         if isinstance(chunk, DecodeFailure):
             return ChunkResult.failed(chunk.plan, task.mode, f"decode failed: {chunk.error}")
-        result = await self.engine.analyze_chunk(chunk, task, speech or [])
+        with self._work():
+            result = await self.engine.analyze_chunk(chunk, task, speech or [])
         # One line a chunk; Serve adds the id of the request (or job) it belongs to.
         logger.info(
             "video %s chunk %d: %d frames, %d visual / %d prompt / %d completion tokens, %.2fs%s",
@@ -54,14 +68,16 @@ class VLM:
     async def summarize(
         self, entries: list[TimelineEntry], mode: str, speech: list[TranscriptSegment] | None = None
     ) -> Summary:
-        return await self.engine.summarize(entries, mode, speech or [])
+        with self._work():
+            return await self.engine.summarize(entries, mode, speech or [])
 
     async def chat(
         self, prompt: ChatPrompt, schema: dict[str, Any] | None, sampling: dict[str, Any]
     ) -> AsyncIterator[ChatDelta]:
         """Streamed (`handle.options(stream=True)`): the answer as it grows, then its token counts."""
-        async for delta in self.engine.chat(prompt, schema, sampling):
-            yield delta
+        with self._work():
+            async for delta in self.engine.chat(prompt, schema, sampling):
+                yield delta
 
     def check_schema(self, schema: dict[str, Any]) -> None:
         self.engine.check_schema(schema)
