@@ -150,9 +150,25 @@ def side_ffmpeg(spec: Spec, binary: str, threads: int, noref: bool) -> tuple[lis
     (x264's non-reference frames stand alone, so a neighbour is decoded), logs their times (showinfo)
     and keeps the nearest: the frames `-skip_frame noref` can give, at the price of converting both
     neighbours of a skipped frame."""
+    frames, times = ffmpeg_frames(spec, binary, threads, noref)
+    if not noref:
+        return frames, []  # raw video carries no times; the frames are checked by their pictures
+    reach = 1 / _probe_cli(shutil.which("ffprobe") or "ffprobe", spec.video)[1] + 1e-3
+    chosen: dict[int, None] = {}
+    for goal in spec.picked:
+        near = [i for i, t in enumerate(times) if abs(t - goal) <= reach]
+        if near:
+            chosen.setdefault(min(near, key=lambda i: (abs(times[i] - goal), times[i])))
+    return [frames[i] for i in chosen], [times[i] for i in chosen]
+
+
+def ffmpeg_frames(spec: Spec, binary: str, threads: int, noref: bool) -> tuple[list[np.ndarray], list[float]]:
+    """The ffmpeg CLI's RGB frames selected around `spec.picked` (see `side_ffmpeg`), and with `noref` their
+    stream times (showinfo; without it none: exactly the selected frames, in order). The select windows are
+    summed as a balanced tree: FFmpeg's expression parser refuses a chain of more than 100 terms."""
     origin, rate = _probe_cli(shutil.which("ffprobe") or "ffprobe", spec.video)
     reach = 1 / rate + 1e-3 if noref else 1e-3
-    windows = "+".join(f"between(t,{t + origin - reach:.6f},{t + origin + reach:.6f})" for t in spec.picked)
+    windows = _balanced([f"between(t,{t + origin - reach:.6f},{t + origin + reach:.6f})" for t in spec.picked])
     cmd = [binary, "-nostdin", "-v", "info" if noref else "error"]
     cmd += ["-skip_frame", "noref"] if noref else []
     cmd += ["-threads", str(threads), "-copyts", "-i", spec.video, "-threads", str(threads)]
@@ -170,15 +186,17 @@ def side_ffmpeg(spec: Spec, binary: str, threads: int, noref: bool) -> tuple[lis
     if proc.returncode:
         raise RuntimeError(f"{binary} failed on {spec.video} (exit {proc.returncode}): {text[-500:]}")
     if not noref:
-        return frames, []  # raw video carries no times; the frames are checked by their pictures
+        return frames, []
     times = [float(m) - origin for m in _SHOWINFO_TIME.findall(text)]
     assert len(times) == len(frames), (len(times), len(frames))
-    chosen: dict[int, None] = {}
-    for goal in spec.picked:
-        near = [i for i, t in enumerate(times) if abs(t - goal) <= reach]
-        if near:
-            chosen.setdefault(min(near, key=lambda i: (abs(times[i] - goal), times[i])))
-    return [frames[i] for i in chosen], [times[i] for i in chosen]
+    return frames, times
+
+
+def _balanced(terms: list[str]) -> str:
+    if len(terms) == 1:
+        return terms[0]
+    half = len(terms) // 2
+    return f"({_balanced(terms[:half])}+{_balanced(terms[half:])})"
 
 
 def side_pyav(spec: Spec, threads: int, noref: bool) -> tuple[list[np.ndarray], list[float]]:

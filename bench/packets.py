@@ -17,7 +17,7 @@ Sides, each run in a fresh subprocess of its own (`bench/decode.py`'s method, it
 - ffmpeg CLI (Debian's, and imageio-ffmpeg's static build when installed), `-threads 1` / `-threads 2`,
   with and without `-skip_frame noref`: one pass over the file selecting exactly the plan's candidate
   frames (reelserve's candidate times, handed to it), scaled to the planned size bilinear, rawvideo
-  rgb24 to a pipe (`bench/decode.py`'s `side_ffmpeg`, the windows summed as a balanced tree: FFmpeg
+  rgb24 to a pipe (`bench/decode.py`'s `ffmpeg_frames`, the windows summed as a balanced tree: FFmpeg
   refuses a chain of more than 100 terms); then, in-process, reelserve's own
   `AdaptiveSampler` per chunk over those arrays (as `_KeepChanges` uses it: thumbnails at
   `thumbnail_size`, grey, AREA, here from the arrays; a frame shared by two chunks is thumbnailed once);
@@ -68,7 +68,7 @@ from typing import Any
 import av
 import numpy as np
 from common import CACHE, SHARED_MEDIA, cached, hardware
-from decode import _SHOWINFO_TIME, SAME_PICTURE, Spec, _probe_cli, _thumb, cli_versions, cpu_now, side_pyav
+from decode import SAME_PICTURE, Spec, _thumb, cli_versions, cpu_now, ffmpeg_frames, side_pyav
 
 from serve_app.config import VideoSettings
 from serve_app.devtools.idle_screen import write_idle_screen
@@ -135,42 +135,6 @@ def side_reelserve(work: Work, guided: bool) -> Chunks:
     return out
 
 
-def side_ffmpeg(spec: Spec, binary: str, threads: int, noref: bool) -> tuple[list[np.ndarray], list[float]]:
-    """`bench/decode.py`'s `side_ffmpeg` (see there), with the select windows summed as a balanced tree:
-    FFmpeg's expression parser refuses a chain of more than 100 terms (2 fps makes 126 in a minute)."""
-    origin, rate = _probe_cli(shutil.which("ffprobe") or "ffprobe", spec.video)
-    reach = 1 / rate + 1e-3 if noref else 1e-3
-    windows = _balanced([f"between(t,{t + origin - reach:.6f},{t + origin + reach:.6f})" for t in spec.picked])
-    cmd = [binary, "-nostdin", "-v", "info" if noref else "error"]
-    cmd += ["-skip_frame", "noref"] if noref else []
-    cmd += ["-threads", str(threads), "-copyts", "-i", spec.video, "-threads", str(threads)]
-    chain = f"select='{windows}'" + (",showinfo" if noref else "") + f",scale={spec.width}:{spec.height}:flags=bilinear"
-    cmd += ["-vf", chain, "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]
-    size = spec.width * spec.height * 3
-    frames = []
-    with tempfile.TemporaryFile("w+") as log:
-        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log) as proc:
-            assert proc.stdout is not None
-            while len(block := proc.stdout.read(size)) == size:
-                frames.append(np.frombuffer(block, np.uint8).reshape(spec.height, spec.width, 3))
-        log.seek(0)
-        text = log.read()
-    if proc.returncode:
-        raise RuntimeError(f"{binary} failed (exit {proc.returncode}): {text[-300:]}")
-    if not noref:
-        return frames, []  # raw video carries no times: exactly the selected frames, in order
-    times = [float(m) - origin for m in _SHOWINFO_TIME.findall(text)]
-    assert len(times) == len(frames), (len(times), len(frames))
-    return frames, times  # the sampler side takes the nearest decoded frame to each candidate
-
-
-def _balanced(terms: list[str]) -> str:
-    if len(terms) == 1:
-        return terms[0]
-    half = len(terms) // 2
-    return f"({_balanced(terms[:half])}+{_balanced(terms[half:])})"
-
-
 def side_baseline(work: Work, decoder: Callable[[Spec], tuple[list[np.ndarray], list[float]]]) -> Chunks:
     """Decode the plan's candidate frames with `decoder`, then reelserve's sampler over the arrays per chunk."""
     plans = [ChunkPlan.model_validate(p) for p in work.plans]
@@ -223,7 +187,7 @@ def run_side(args: argparse.Namespace) -> int:
     sides: dict[str, Callable[[], Chunks]] = {
         "guided": lambda: side_reelserve(work, guided=True),
         "full": lambda: side_reelserve(work, guided=False),
-        "ffmpeg": lambda: side_baseline(work, lambda s: side_ffmpeg(s, args.binary, int(threads), flag == "noref")),
+        "ffmpeg": lambda: side_baseline(work, lambda s: ffmpeg_frames(s, args.binary, int(threads), flag == "noref")),
         "pyav": lambda: side_baseline(work, lambda s: side_pyav(s, int(threads), flag == "noref")),
     }
     import_cpu = cpu_now()
