@@ -77,9 +77,12 @@ class IdleTrim:
     """`touch()` after each unit of work (in the replica's event loop): `trim_heap` runs once nothing more
     came for `after_s` and `idle()` says no work is running."""
 
-    def __init__(self, idle: Callable[[], bool], after_s: float = TRIM_AFTER_S) -> None:
+    def __init__(
+        self, idle: Callable[[], bool], after_s: float = TRIM_AFTER_S, trim: Callable[[], None] = trim_heap
+    ) -> None:
         self.idle = idle
         self.after_s = after_s
+        self.trim = trim
         self._timer: asyncio.TimerHandle | None = None
 
     def touch(self) -> None:
@@ -91,5 +94,5 @@ class IdleTrim:
         self._timer = None
         if self.idle():
             started = time.perf_counter()
-            trim_heap()
+            self.trim()
             logger.debug("heap trimmed in %.1f ms", 1000 * (time.perf_counter() - started))

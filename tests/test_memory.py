@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from serve_app import memory
 
 
-def test_trim_waits_for_quiet_and_skips_while_work_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trim_waits_for_quiet_and_skips_while_work_runs() -> None:
     trims: list[int] = []
-    monkeypatch.setattr(memory, "_TRIM", lambda pad: trims.append(pad) or 1)
+
+    def trim_and_count() -> None:
+        memory.trim_heap()  # the real one
+        trims.append(0)
+
     running = [0]
-    trim = memory.IdleTrim(lambda: running[0] == 0, after_s=0.05)
+    trim = memory.IdleTrim(lambda: running[0] == 0, after_s=0.05, trim=trim_and_count)
 
     async def main() -> None:
         for _ in range(5):  # steady work: every touch postpones the trim
