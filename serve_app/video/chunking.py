@@ -15,6 +15,7 @@ count is Qwen3-VL's own arithmetic.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import logging
 import math
@@ -105,10 +106,9 @@ def plan_file(
     """Probe the video at `path` and plan its chunks: online (the Chunker) and bulk (the archive job)
     alike, so both cut a file the same way. The packet pass (`activity`) runs only when chunks may grow."""
     info = probe(path, limits, sha256=sha256)
-    params = packet_params(limits)
-    grows = options.sampling == "adaptive" and options.static_chunk_s > options.chunk_s and params is not None
-    active = activity(path, params) if grows and params is not None else None
-    return info, plan_chunks(info, options, limits, active)
+    grows = options.sampling == "adaptive" and options.static_chunk_s > options.chunk_s
+    params = packet_params(limits) if grows else None
+    return info, plan_chunks(info, options, limits, activity(path, params) if params is not None else None)
 
 
 def _spans(duration: float, chunk_s: float, overlap_s: float) -> list[tuple[float, float]]:
@@ -132,10 +132,12 @@ def _grow_over_static(
     """Join each grid span to the chunk before it when what it adds holds no active stretch and the
     chunk stays within `longest_s`: a static stretch costs one chunk, and a chunk ends at the last grid
     point before a change (the next one opens on the overlap before it, as on the plain grid)."""
+    ends = [b for _, b in active]  # active stretches are disjoint and in time order
     grown = [spans[0]]
     for start, end in spans[1:]:
         first, last = grown[-1]
-        if end - first <= longest_s + _EPS and not any(a <= end and b >= last for a, b in active):
+        at = bisect.bisect_left(ends, last)  # the first stretch that ends at or after `last`
+        if end - first <= longest_s + _EPS and not (at < len(active) and active[at][0] <= end):
             grown[-1] = (first, end)
         else:
             grown.append((start, end))
