@@ -159,14 +159,11 @@ def active_spans(codec: str, packets: Sequence[PacketInfo], params: PacketParams
     times: list[float] = []
     quiet = False
     for window in windows.values():
-        inter = [p.size for p in window if not p.key and p.size > 0]
-        keys = [p.size for p in window if p.key]
-        idle = median(inter) if inter else 0.0
-        if not inter or not keys or idle > params.quiet_fraction * median(keys):
+        limit = _static_limit(codec, window, params, idle_cost=median)
+        if limit is None:
             times.extend(p.pts_s or 0.0 for p in window)
             continue
         quiet = True
-        limit = (params.bitmap_spike_ratio if codec in _SKIP_BITMAP else params.spike_ratio) * idle
         key_s, after_hidden = float("-inf"), False
         for p in window:  # decode order: a hidden frame precedes the packets that show it
             t = p.pts_s or 0.0
@@ -186,13 +183,20 @@ def active_spans(codec: str, packets: Sequence[PacketInfo], params: PacketParams
     return spans
 
 
-def _static_limit(codec: str, packets: Sequence[PacketInfo], params: PacketParams) -> float | None:
-    """The largest static inter payload of the range; None when it is not quiet or has no keyframe."""
+def _static_limit(
+    codec: str,
+    packets: Sequence[PacketInfo],
+    params: PacketParams,
+    idle_cost: Callable[[list[int]], float] = min,
+) -> float | None:
+    """The largest static inter payload of the range: `spike_ratio` times its idle cost (`idle_cost` of
+    its inter payloads: the smallest for decoding, the median for planning); None when the range is not
+    quiet (idle cost above `quiet_fraction` of its median keyframe) or has no keyframe."""
     inter = [p.size for p in packets if not p.key and p.size > 0]
     keys = [p.size for p in packets if p.key]
     if not inter or not keys:
         return None
-    floor = min(inter)
+    floor = idle_cost(inter)
     if floor > params.quiet_fraction * median(keys):
         return None
     return (params.bitmap_spike_ratio if codec in _SKIP_BITMAP else params.spike_ratio) * floor
